@@ -1,0 +1,63 @@
+"""The diamonds domain: column names, ordinal levels, and the prediction payload model.
+
+Shared by data validation (`mlpipe.data`), feature building (`mlpipe.features`) and the model server
+(`mlpipe.serve`), so the three can never disagree about what a diamond looks like.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Ordinal levels, worst to best, as ggplot2 defines them.
+CUT_LEVELS: Final = ("Fair", "Good", "Very Good", "Premium", "Ideal")
+COLOR_LEVELS: Final = ("J", "I", "H", "G", "F", "E", "D")
+CLARITY_LEVELS: Final = ("I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF")
+
+NUMERIC_FEATURES: Final = ("carat", "depth", "table", "x", "y", "z")
+ORDINAL_FEATURES: Final = ("cut", "color", "clarity")
+FEATURE_COLUMNS: Final = ("carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z")
+TARGET: Final = "price"
+ALL_COLUMNS: Final = (*FEATURE_COLUMNS, TARGET)
+
+Cut = Literal["Fair", "Good", "Very Good", "Premium", "Ideal"]
+Color = Literal["J", "I", "H", "G", "F", "E", "D"]
+Clarity = Literal["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]
+
+PositiveMm = Annotated[float, Field(gt=0, le=100, description="millimetres")]
+
+
+class DiamondFeatures(BaseModel):
+    """One diamond to price. Bounds reject physically impossible stones (zero dimensions)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    carat: Annotated[float, Field(gt=0, le=10)]
+    cut: Cut
+    color: Color
+    clarity: Clarity
+    depth: Annotated[float, Field(gt=0, le=100, description="total depth percentage")]
+    table: Annotated[float, Field(gt=0, le=100, description="table width percentage")]
+    x: PositiveMm
+    y: PositiveMm
+    z: PositiveMm
+
+
+MAX_BATCH_ROWS: Final = 1000
+
+
+class PredictRequest(BaseModel):
+    """Body of `POST /predict`: between 1 and MAX_BATCH_ROWS diamonds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: Annotated[list[DiamondFeatures], Field(min_length=1, max_length=MAX_BATCH_ROWS)]
+
+
+class PredictResponse(BaseModel):
+    """Body of a successful `POST /predict`: one price (USD) per instance, in order."""
+
+    predictions: list[float]
+    model_name: str
+    model_version: str
