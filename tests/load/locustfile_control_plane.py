@@ -1,0 +1,93 @@
+"""Control-plane load profile, at a low rate: Airflow REST API v2 (list, read, a capped number of
+triggers) and MLflow search. Hosts and credentials come from the environment the runner sets
+from the backend's endpoints: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, MLFLOW_URL."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from locust import FastHttpUser, between, task
+
+# Triggering runs real training work; a load run may start at most this many DAG runs.
+MAX_TRIGGERS = int(os.environ.get("LOAD_MAX_TRIGGERS", "1"))
+TRIGGER_DAG = os.environ.get("LOAD_TRIGGER_DAG", "ml_monitoring")
+_triggers = {"count": 0}
+_triggers_lock = threading.Lock()
+
+
+def _claim_trigger() -> bool:
+    with _triggers_lock:
+        if _triggers["count"] >= MAX_TRIGGERS:
+            return False
+        _triggers["count"] += 1
+        return True
+
+
+class AirflowApiClient(FastHttpUser):
+    """A dashboard-like client of the Airflow REST API v2 with token auth."""
+
+    host = os.environ.get("AIRFLOW_URL", "")
+    wait_time = between(1.0, 2.0)
+
+    def on_start(self) -> None:
+        response = self.client.post(
+            "/auth/token",
+            json={
+                "username": os.environ["AIRFLOW_USERNAME"],
+                "password": os.environ["AIRFLOW_PASSWORD"],
+            },
+            name="airflow: token",
+        )
+        response.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    @task(5)
+    def list_dags(self) -> None:
+        self.client.get("/api/v2/dags", headers=self.headers, name="airflow: list dags")
+
+    @task(3)
+    def list_runs(self) -> None:
+        self.client.get(
+            "/api/v2/dags/ml_training/dagRuns?limit=20&order_by=-logical_date",
+            headers=self.headers,
+            name="airflow: list runs",
+        )
+
+    @task(1)
+    def trigger(self) -> None:
+        if not _claim_trigger():
+            return
+        self.client.post(
+            f"/api/v2/dags/{TRIGGER_DAG}/dagRuns",
+            json={"logical_date": None},
+            headers=self.headers,
+            name="airflow: trigger",
+        )
+
+
+class MlflowApiClient(FastHttpUser):
+    """A client searching MLflow runs and registered models."""
+
+    host = os.environ.get("MLFLOW_URL", "")
+    wait_time = between(1.0, 2.0)
+
+    @task(2)
+    def search_runs(self) -> None:
+        self.client.post(
+            "/api/2.0/mlflow/experiments/search",
+            json={"max_results": 10},
+            name="mlflow: search experiments",
+        )
+
+    @task(2)
+    def search_models(self) -> None:
+        self.client.get(
+            "/api/2.0/mlflow/registered-models/search?max_results=10", name="mlflow: search models"
+        )
+
+    @task(1)
+    def model_versions(self) -> None:
+        self.client.get(
+            "/api/2.0/mlflow/model-versions/search?max_results=20", name="mlflow: search versions"
+        )
