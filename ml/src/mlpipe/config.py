@@ -1,0 +1,210 @@
+"""Runtime settings, built from the environment with defaults from ``platform/config/stack.env``.
+
+Public API (stable, other engineers import it):
+
+- ``Settings``: frozen pydantic model of every setting in the team contract.
+- ``load_settings(env=None, config_dir=None) -> Settings``: environment wins over ``stack.env``.
+  ``stack.env`` is found in ``config_dir``, else ``$STACK_CONFIG_DIR``, else by walking up from the
+  working directory and from this package to ``platform/config/stack.env``. If no file is found (inside
+  a container image) the environment alone must carry every required value; a missing one raises
+  ``SettingsError`` naming the variable and the fix.
+- ``find_repo_root() -> Path | None``: the monorepo root (the folder holding ``platform/config``).
+- ``s3_client(settings)``: a boto3 S3 client for the configured endpoint (path-style addressing and
+  "when_required" checksums for non-AWS stores such as SeaweedFS and MinIO).
+- ``compute_threads()``: context manager capping OpenMP/BLAS threads at ``$MLPIPE_THREADS`` (default
+  1): gradient boosting with spinning OpenMP threads on a shared, oversubscribed 2-core machine was
+  measured 20-80x slower than single-threaded.
+- ``export_mlflow_env(settings)``: puts the S3 endpoint and credentials where MLflow's artifact
+  client looks for them (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``); called at run time, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+STACK_ENV_RELATIVE: Final = Path("platform/config/stack.env")
+CHECKSUM_ENV: Final = {
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+}
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+def _optional(value: str | None) -> str | None:
+    return value or None
+
+
+class Settings(BaseModel):
+    """Every runtime setting of the ML pipeline (names mirror the env vars, lower-cased)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    s3_region: str
+    s3_bucket: str
+    s3_prefix_landing: str
+    s3_prefix_raw: str
+    s3_prefix_validated: str
+    s3_prefix_quarantine: str
+    s3_prefix_features: str
+    s3_prefix_monitoring: str
+    mlflow_tracking_uri: str | None = None
+    mlflow_s3_endpoint_url: str | None = None
+    mlflow_experiment: str
+    model_name: str
+    champion_alias: str
+    challenger_alias: str
+    promotion_min_relative_improvement: Annotated[float, Field(ge=0, lt=1)]
+    max_quarantine_fraction: Annotated[float, Field(ge=0, le=1)]
+    model_server_url: str | None = None
+    pushgateway_url: str | None = None
+
+    @property
+    def is_aws(self) -> bool:
+        """True when talking to real AWS S3 (no custom endpoint)."""
+        return self.s3_endpoint_url is None
+
+    def s3_uri(self, prefix: str, name: str = "") -> str:
+        """``s3://<bucket>/<prefix>/<name>`` (``name`` may be empty for the prefix itself)."""
+        key = f"{prefix.strip('/')}/{name}" if name else f"{prefix.strip('/')}/"
+        return f"s3://{self.s3_bucket}/{key}"
+
+
+_OPTIONAL_KEYS: Final = frozenset(
+    name.upper() for name, field in Settings.model_fields.items() if not field.is_required()
+)
+
+
+def find_repo_root(start: Path | None = None) -> Path | None:
+    """Walk up from ``start`` (default: cwd, then this file) to the folder holding stack.env."""
+    starts = [start] if start is not None else [Path.cwd(), Path(__file__).resolve().parent]
+    for origin in starts:
+        for folder in (origin, *origin.parents):
+            if (folder / STACK_ENV_RELATIVE).is_file():
+                return folder
+    return None
+
+
+def find_stack_env(
+    config_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """Locate stack.env: explicit dir, then ``$STACK_CONFIG_DIR``, then the repo; None if absent."""
+    environ = os.environ if env is None else env
+    explicit = config_dir or (
+        Path(environ["STACK_CONFIG_DIR"]) if environ.get("STACK_CONFIG_DIR") else None
+    )
+    if explicit is not None:
+        path = explicit / "stack.env"
+        if not path.is_file():
+            raise SettingsError(f"{path} does not exist (from STACK_CONFIG_DIR or config_dir).")
+        return path
+    root = find_repo_root()
+    return root / STACK_ENV_RELATIVE if root is not None else None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse plain ``KEY=value`` lines (comments and blank lines ignored, no quoting)."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"{path}:{number}: expected KEY=value, got {raw!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None = None) -> Settings:
+    """Build ``Settings`` from ``env`` (default ``os.environ``) over the defaults in stack.env."""
+    environ = dict(os.environ if env is None else env)
+    stack_env = find_stack_env(config_dir, environ)
+    merged = read_env_file(stack_env) if stack_env is not None else {}
+    merged.update(environ)
+    values = {
+        name: _optional(merged.get(name.upper()))
+        if name.upper() in _OPTIONAL_KEYS
+        else merged.get(name.upper())
+        for name in Settings.model_fields
+    }
+    missing = sorted(
+        name.upper()
+        for name, field in Settings.model_fields.items()
+        if field.is_required() and values[name] in (None, "")
+    )
+    if missing:
+        where = str(stack_env) if stack_env else "no stack.env found (set STACK_CONFIG_DIR)"
+        raise SettingsError(
+            f"Missing required settings: {', '.join(missing)}. Set them in the environment "
+            f"or in platform/config/stack.env ({where})."
+        )
+    try:
+        return Settings.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as error:
+        raise SettingsError(f"Invalid settings: {error}") from error
+
+
+def s3_client(settings: Settings) -> S3Client:
+    """A boto3 S3 client for ``settings`` (custom endpoint, path-style, relaxed checksums)."""
+    import boto3
+    from botocore.config import Config
+
+    retries: dict[str, Any] = {"max_attempts": 5, "mode": "standard"}
+    config = (
+        Config(retries=retries)  # type: ignore[arg-type]
+        if settings.is_aws
+        else Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries=retries,  # type: ignore[arg-type]
+        )
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        config=config,
+    )
+
+
+def export_mlflow_env(settings: Settings) -> None:
+    """Expose the S3 endpoint and credentials to MLflow's artifact store client (run time only)."""
+    endpoint = settings.mlflow_s3_endpoint_url or settings.s3_endpoint_url
+    if endpoint:
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", endpoint)
+        for key, value in CHECKSUM_ENV.items():
+            os.environ.setdefault(key, value)
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", settings.aws_access_key_id)
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", settings.aws_secret_access_key)
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.s3_region)
+
+
+@contextmanager
+def compute_threads() -> Iterator[int]:
+    """Cap native thread pools (OpenMP, BLAS) at ``$MLPIPE_THREADS`` (default 1) for the block."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    raw = os.environ.get("MLPIPE_THREADS", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"MLPIPE_THREADS must be a positive integer, got {raw!r}.")
+    with threadpool_limits(limits=int(raw)):
+        yield int(raw)

@@ -1,0 +1,93 @@
+"""Held-out evaluation: RMSE, MAE, R^2, and a price-per-carat baseline to compare against.
+
+Public API (stable):
+
+- ``Metrics`` (pydantic: rmse, mae, r2, n_rows) and ``regression_metrics(y_true, y_pred) -> Metrics``.
+- ``score(model, frame) -> Metrics``: predictions of any fitted model on a frame with the target.
+- ``PricePerCaratBaseline``: price = median(price / carat) of the training rows x carat.
+- ``Evaluation`` (model, baseline, rmse_improvement) and ``evaluate(model, train, test)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pydantic import BaseModel
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from mlpipe.config import compute_threads
+from mlpipe.features import feature_frame
+from mlpipe.schema import TARGET
+
+
+class Predictor(Protocol):
+    """Anything with a scikit-learn style ``predict``."""
+
+    def predict(self, X: Any) -> Any: ...
+
+
+class Metrics(BaseModel):
+    """Regression metrics on one set of rows (prices in USD)."""
+
+    rmse: float
+    mae: float
+    r2: float
+    n_rows: int
+
+
+def regression_metrics(y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> Metrics:
+    """RMSE, MAE and R^2 of ``y_pred`` against ``y_true``."""
+    truth = np.asarray(y_true, dtype=float)
+    predicted = np.asarray(y_pred, dtype=float)
+    return Metrics(
+        rmse=float(np.sqrt(mean_squared_error(truth, predicted))),
+        mae=float(mean_absolute_error(truth, predicted)),
+        r2=float(r2_score(truth, predicted)),
+        n_rows=len(truth),
+    )
+
+
+def score(model: Predictor, frame: pd.DataFrame) -> Metrics:
+    """Metrics of ``model`` on ``frame`` (features + ``price``)."""
+    with compute_threads():
+        predictions = model.predict(feature_frame(frame))
+    return regression_metrics(frame[TARGET], predictions)
+
+
+class PricePerCaratBaseline:
+    """The jeweller's rule of thumb: a typical price per carat times the weight."""
+
+    def __init__(self) -> None:
+        self.price_per_carat_: float | None = None
+
+    def fit(self, frame: pd.DataFrame) -> PricePerCaratBaseline:
+        """Learn the median price per carat of ``frame``."""
+        self.price_per_carat_ = float((frame[TARGET] / frame["carat"]).median())
+        return self
+
+    def predict(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """Predicted prices for the rows of ``X``."""
+        if self.price_per_carat_ is None:
+            raise RuntimeError("PricePerCaratBaseline.fit must be called before predict.")
+        return np.asarray(X["carat"], dtype=float) * self.price_per_carat_
+
+
+class Evaluation(BaseModel):
+    """The model's and the baseline's held-out metrics."""
+
+    model: Metrics
+    baseline: Metrics
+
+    @property
+    def rmse_improvement(self) -> float:
+        """Relative RMSE reduction of the model over the baseline (0.8 = 80 % lower)."""
+        return 1 - self.model.rmse / self.baseline.rmse
+
+
+def evaluate(model: Predictor, train: pd.DataFrame, test: pd.DataFrame) -> Evaluation:
+    """Score ``model`` and a baseline fitted on ``train`` on the same held-out ``test`` rows."""
+    baseline = PricePerCaratBaseline().fit(train)
+    return Evaluation(model=score(model, test), baseline=score(baseline, test))

@@ -1,0 +1,273 @@
+"""MLflow tracking and model registry: log, register (idempotently), alias, load, promote.
+
+Public API (stable):
+
+- ``SKOPS_TRUSTED_TYPES``: the only non-default types a fitted model needs to load with skops.
+- ``mlflow_client(settings) -> MlflowClient`` (needs ``MLFLOW_TRACKING_URI``).
+- ``log_and_register(settings, trained, evaluation, tags=None) -> RegisteredVersion``: logs params,
+  metrics (rmse, mae, r2, baseline_rmse, ...), tags (dataset_fingerprint, params_fingerprint, any
+  ``tags`` such as airflow_run_id), the model (skops, signature, input example), registers it as
+  ``MODEL_NAME`` and points ``@challenger`` at it. The same (dataset_fingerprint, params) returns the
+  existing version (``created=False``) instead of registering a duplicate.
+- ``alias_version(settings, alias) -> VersionInfo | None``: the version an alias points at.
+- ``load_model_version(settings, version) -> Predictor``: downloads ``models:/NAME/VERSION`` and loads
+  it with skops using *our* trusted-type list (not the list stored inside the artifact), so
+  ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is not needed.
+- ``load_alias(settings, alias) -> (Predictor, VersionInfo)``: the same for ``@alias``.
+- ``promote_if_better(settings, challenger_version, test) -> PromotionDecision``: scores challenger
+  and champion on the same held-out rows; moves ``@champion`` only when the challenger's RMSE is at
+  least ``PROMOTION_MIN_RELATIVE_IMPROVEMENT`` lower (or when there is no champion yet).
+Aliases only; stages are never used.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pandas as pd
+from pydantic import BaseModel
+
+from mlpipe.config import Settings, export_mlflow_env
+from mlpipe.evaluate import Evaluation, Predictor, score
+from mlpipe.features import feature_frame
+from mlpipe.train import TrainedModel, params_fingerprint
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+# Found with skops.io.get_untrusted_types() on a fitted model (tests/unit/ml keeps this honest).
+SKOPS_TRUSTED_TYPES: Final = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+TAG_DATASET: Final = "dataset_fingerprint"
+TAG_PARAMS: Final = "params_fingerprint"
+MODEL_ARTIFACT: Final = "model"
+INPUT_EXAMPLE_ROWS: Final = 5
+
+
+class RegistryError(RuntimeError):
+    """MLflow is not configured or the registry is not in the expected state."""
+
+
+class VersionInfo(BaseModel):
+    """The identity of one registered model version."""
+
+    name: str
+    version: str
+    run_id: str | None
+
+
+class RegisteredVersion(VersionInfo):
+    """Result of ``log_and_register``: ``created`` is False when an identical version existed."""
+
+    created: bool
+    rmse: float | None
+
+
+class PromotionDecision(BaseModel):
+    """Outcome of the promotion gate (RMSEs measured on the same held-out rows)."""
+
+    promoted: bool
+    reason: str
+    challenger_version: str
+    champion_version: str | None
+    challenger_rmse: float
+    champion_rmse: float | None
+    min_relative_improvement: float
+
+
+def mlflow_client(settings: Settings) -> MlflowClient:
+    """A client for ``MLFLOW_TRACKING_URI`` (also set as MLflow's global tracking URI)."""
+    import mlflow
+
+    if not settings.mlflow_tracking_uri:
+        raise RegistryError("MLFLOW_TRACKING_URI is not set; set it to the MLflow server URL.")
+    export_mlflow_env(settings)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(client.create_experiment(name))
+
+
+def _info(mv: ModelVersion) -> VersionInfo:
+    return VersionInfo(name=mv.name, version=str(mv.version), run_id=mv.run_id)
+
+
+def find_version(
+    client: MlflowClient, name: str, fingerprint: str, params_fp: str
+) -> ModelVersion | None:
+    """An existing version of ``name`` trained on the same data with the same params."""
+    for mv in client.search_model_versions(f"name='{name}'"):
+        if mv.tags.get(TAG_DATASET) == fingerprint and mv.tags.get(TAG_PARAMS) == params_fp:
+            return mv
+    return None
+
+
+def _pip_requirements() -> list[str]:
+    # Explicit pins: MLflow's requirement inference imports the model in a subprocess (slow).
+    return [
+        f"{p}=={package_version(p)}" for p in ("scikit-learn", "skops", "numpy", "pandas", "scipy")
+    ]
+
+
+def _metrics(evaluation: Evaluation, trained: TrainedModel) -> dict[str, float]:
+    return {
+        "rmse": evaluation.model.rmse,
+        "mae": evaluation.model.mae,
+        "r2": evaluation.model.r2,
+        "baseline_rmse": evaluation.baseline.rmse,
+        "baseline_mae": evaluation.baseline.mae,
+        "baseline_r2": evaluation.baseline.r2,
+        "fit_seconds": trained.fit_seconds,
+        "n_train": float(len(trained.train)),
+        "n_test": float(len(trained.test)),
+    }
+
+
+def log_and_register(
+    settings: Settings,
+    trained: TrainedModel,
+    evaluation: Evaluation,
+    tags: Mapping[str, str] | None = None,
+) -> RegisteredVersion:
+    """Log the run and model, register it (idempotently) and set ``@challenger`` on it."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    client = mlflow_client(settings)
+    params_fp = params_fingerprint(trained.params)
+    existing = find_version(client, settings.model_name, trained.fingerprint, params_fp)
+    if existing is not None:
+        client.set_registered_model_alias(
+            settings.model_name, settings.challenger_alias, existing.version
+        )
+        run_rmse = (
+            client.get_run(existing.run_id).data.metrics.get("rmse") if existing.run_id else None
+        )
+        return RegisteredVersion(**_info(existing).model_dump(), created=False, rmse=run_rmse)
+    version_tags = {TAG_DATASET: trained.fingerprint, TAG_PARAMS: params_fp, **(tags or {})}
+    example = feature_frame(trained.test).head(INPUT_EXAMPLE_ROWS)
+    signature = infer_signature(example, trained.model.predict(example))
+    with mlflow.start_run(experiment_id=_experiment_id(client, settings.mlflow_experiment)) as run:
+        mlflow.log_params({**trained.params, TAG_PARAMS: params_fp})
+        mlflow.log_metrics(_metrics(evaluation, trained))
+        mlflow.set_tags(version_tags)
+        info = mlflow.sklearn.log_model(
+            trained.model,
+            name=MODEL_ARTIFACT,
+            signature=signature,
+            input_example=example,
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=_pip_requirements(),
+        )
+    registered = mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags)
+    client.set_registered_model_alias(
+        settings.model_name, settings.challenger_alias, registered.version
+    )
+    return RegisteredVersion(
+        name=settings.model_name,
+        version=str(registered.version),
+        run_id=run.info.run_id,
+        created=True,
+        rmse=evaluation.model.rmse,
+    )
+
+
+def alias_version(settings: Settings, alias: str) -> VersionInfo | None:
+    """The version ``@alias`` points at, or None (also when the model is not registered yet)."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(settings)
+    try:
+        return _info(client.get_model_version_by_alias(settings.model_name, alias))
+    except MlflowException as error:
+        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return None
+        raise
+
+
+def load_model_version(settings: Settings, version: str) -> Predictor:
+    """Download ``models:/MODEL_NAME/version`` and load it with skops and our trusted types."""
+    import mlflow
+    import skops.io
+
+    mlflow_client(settings)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-model-") as folder:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{settings.model_name}/{version}", dst_path=folder
+        )
+        files = sorted(Path(local).rglob("*.skops"))
+        if not files:
+            raise RegistryError(f"models:/{settings.model_name}/{version} has no .skops file.")
+        model: Predictor = skops.io.load(files[0], trusted=SKOPS_TRUSTED_TYPES)
+    return model
+
+
+def load_alias(settings: Settings, alias: str) -> tuple[Predictor, VersionInfo]:
+    """The model ``@alias`` points at, with its version info; RegistryError when unset."""
+    info = alias_version(settings, alias)
+    if info is None:
+        raise RegistryError(
+            f"{settings.model_name}@{alias} is not set; train and promote a model first."
+        )
+    return load_model_version(settings, info.version), info
+
+
+def _decide(challenger_rmse: float, champion_rmse: float, margin: float) -> tuple[bool, str]:
+    threshold = champion_rmse * (1 - margin)
+    if challenger_rmse <= threshold:
+        return True, (
+            f"challenger RMSE {challenger_rmse:.2f} <= {threshold:.2f} "
+            f"(champion {champion_rmse:.2f} minus {margin:.1%})"
+        )
+    return False, (
+        f"challenger RMSE {challenger_rmse:.2f} is not at least {margin:.1%} below "
+        f"champion RMSE {champion_rmse:.2f} (needed <= {threshold:.2f})"
+    )
+
+
+def promote_if_better(
+    settings: Settings, challenger_version: str, test: pd.DataFrame
+) -> PromotionDecision:
+    """Score challenger and champion on ``test``; move ``@champion`` only for a clear win."""
+    client = mlflow_client(settings)
+    margin = settings.promotion_min_relative_improvement
+    challenger_rmse = score(load_model_version(settings, challenger_version), test).rmse
+    champion = alias_version(settings, settings.champion_alias)
+    champion_rmse: float | None = None
+    if champion is None:
+        promoted, reason = True, "no champion yet: the first model becomes champion"
+    elif champion.version == str(challenger_version):
+        promoted, reason = False, f"version {challenger_version} is already the champion"
+        champion_rmse = challenger_rmse
+    else:
+        champion_rmse = score(load_model_version(settings, champion.version), test).rmse
+        promoted, reason = _decide(challenger_rmse, champion_rmse, margin)
+    if promoted:
+        client.set_registered_model_alias(
+            settings.model_name, settings.champion_alias, str(challenger_version)
+        )
+    client.set_model_version_tag(settings.model_name, str(challenger_version), "promotion", reason)
+    return PromotionDecision(
+        promoted=promoted,
+        reason=reason,
+        challenger_version=str(challenger_version),
+        champion_version=champion.version if champion else None,
+        challenger_rmse=challenger_rmse,
+        champion_rmse=champion_rmse,
+        min_relative_improvement=margin,
+    )
+
+
+def run_tags(extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """String-valued tags (MLflow tags are strings)."""
+    return {str(k): str(v) for k, v in (extra or {}).items()}

@@ -1,0 +1,176 @@
+"""Registry and promotion gate against a real MLflow tracking store (sqlite + local artifacts)."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpipe import evaluate, pipeline, registry
+from mlpipe.config import Settings
+from mlpipe.features import feature_frame
+from mlpipe.train import TrainedModel, train_model
+
+WEAK = {"max_iter": 3, "learning_rate": 0.05}  # deliberately bad: a few shallow steps
+GOOD = {"max_iter": 150}
+
+
+@pytest.fixture(scope="module")
+def sample(small_frame: pd.DataFrame) -> pd.DataFrame:
+    return small_frame.head(3000)
+
+
+@pytest.fixture(scope="module")
+def weak(sample: pd.DataFrame) -> TrainedModel:
+    return train_model(sample, WEAK)
+
+
+@pytest.fixture(scope="module")
+def good(sample: pd.DataFrame) -> TrainedModel:
+    return train_model(sample, GOOD)
+
+
+def register(settings: Settings, trained: TrainedModel, **tags: str) -> registry.RegisteredVersion:
+    evaluation = evaluate.evaluate(trained.model, trained.train, trained.test)
+    return registry.log_and_register(settings, trained, evaluation, tags)
+
+
+def champion(settings: Settings) -> str | None:
+    info = registry.alias_version(settings, settings.champion_alias)
+    return info.version if info else None
+
+
+def test_first_model_is_promoted(mlflow_settings: Settings, good: TrainedModel) -> None:
+    assert champion(mlflow_settings) is None
+    version = register(mlflow_settings, good)
+    assert version.created
+    assert registry.alias_version(
+        mlflow_settings, mlflow_settings.challenger_alias
+    ) == registry.VersionInfo(name=version.name, version=version.version, run_id=version.run_id)
+    decision = registry.promote_if_better(mlflow_settings, version.version, good.test)
+    assert decision.promoted
+    assert decision.champion_version is None
+    assert "no champion" in decision.reason
+    assert champion(mlflow_settings) == version.version
+
+
+def test_better_model_is_promoted(
+    mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
+) -> None:
+    first = register(mlflow_settings, weak)
+    registry.promote_if_better(mlflow_settings, first.version, weak.test)
+    second = register(mlflow_settings, good)
+    decision = registry.promote_if_better(mlflow_settings, second.version, good.test)
+    assert decision.promoted, decision.reason
+    assert decision.champion_version == first.version
+    assert decision.champion_rmse is not None
+    assert decision.challenger_rmse < decision.champion_rmse
+    assert champion(mlflow_settings) == second.version
+
+
+def test_worse_model_is_never_promoted(
+    mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
+) -> None:
+    first = register(mlflow_settings, good)
+    registry.promote_if_better(mlflow_settings, first.version, good.test)
+    second = register(mlflow_settings, weak)
+    decision = registry.promote_if_better(mlflow_settings, second.version, weak.test)
+    assert not decision.promoted
+    assert "not at least" in decision.reason
+    assert champion(mlflow_settings) == first.version
+    assert (
+        registry.alias_version(mlflow_settings, mlflow_settings.challenger_alias).version
+        == second.version
+    )  # type: ignore[union-attr]
+
+
+def test_champion_is_scored_on_the_challengers_held_out_rows(
+    mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
+) -> None:
+    first = register(mlflow_settings, weak)
+    registry.promote_if_better(mlflow_settings, first.version, weak.test)
+    second = register(mlflow_settings, good)
+    decision = registry.promote_if_better(mlflow_settings, second.version, good.test)
+    assert decision.champion_rmse == pytest.approx(evaluate.score(weak.model, good.test).rmse)
+    assert decision.challenger_rmse == pytest.approx(evaluate.score(good.model, good.test).rmse)
+
+
+def test_improvement_below_the_margin_is_not_enough(
+    mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
+) -> None:
+    strict = mlflow_settings.model_copy(update={"promotion_min_relative_improvement": 0.99})
+    first = register(strict, weak)
+    registry.promote_if_better(strict, first.version, weak.test)
+    second = register(strict, good)
+    decision = registry.promote_if_better(strict, second.version, good.test)
+    assert not decision.promoted
+    assert champion(strict) == first.version
+
+
+def test_reregistration_is_idempotent(mlflow_settings: Settings, good: TrainedModel) -> None:
+    first = register(mlflow_settings, good)
+    again = register(mlflow_settings, good)
+    assert not again.created
+    assert again.version == first.version
+    assert again.rmse == pytest.approx(first.rmse)
+    client = registry.mlflow_client(mlflow_settings)
+    assert len(client.search_model_versions(f"name='{mlflow_settings.model_name}'")) == 1
+    decision = registry.promote_if_better(mlflow_settings, again.version, good.test)
+    registry.promote_if_better(mlflow_settings, again.version, good.test)
+    assert decision.promoted
+    assert champion(mlflow_settings) == first.version
+
+
+def test_logged_run_has_metrics_tags_signature_and_no_stages(
+    mlflow_settings: Settings, good: TrainedModel
+) -> None:
+    version = register(mlflow_settings, good, airflow_run_id="manual__2026")
+    client = registry.mlflow_client(mlflow_settings)
+    run = client.get_run(version.run_id)
+    assert {"rmse", "mae", "r2", "baseline_rmse"} <= run.data.metrics.keys()
+    assert run.data.metrics["rmse"] < run.data.metrics["baseline_rmse"]
+    assert run.data.tags[registry.TAG_DATASET] == good.fingerprint
+    assert run.data.tags["airflow_run_id"] == "manual__2026"
+    assert run.data.params["max_iter"] == "150"
+    mv = client.get_model_version(mlflow_settings.model_name, version.version)
+    assert mv.tags[registry.TAG_DATASET] == good.fingerprint
+    assert mv.current_stage in {None, "None"}
+    info = mlflow.models.get_model_info(f"models:/{mlflow_settings.model_name}/{version.version}")
+    assert [c.name for c in info.signature.inputs.inputs] == list(feature_frame(good.test).columns)
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+
+
+def test_loaded_alias_predicts_like_the_trained_model(
+    mlflow_settings: Settings, good: TrainedModel
+) -> None:
+    version = register(mlflow_settings, good)
+    model, info = registry.load_alias(mlflow_settings, mlflow_settings.challenger_alias)
+    assert info.version == version.version
+    rows = feature_frame(good.test).head(50)
+    np.testing.assert_allclose(model.predict(rows), good.model.predict(rows))
+
+
+def test_loading_an_unset_alias_is_a_clear_error(mlflow_settings: Settings) -> None:
+    with pytest.raises(registry.RegistryError, match="not set"):
+        registry.load_alias(mlflow_settings, mlflow_settings.champion_alias)
+
+
+def test_missing_tracking_uri_is_a_clear_error(mlflow_settings: Settings) -> None:
+    unset = mlflow_settings.model_copy(update={"mlflow_tracking_uri": None})
+    with pytest.raises(registry.RegistryError, match="MLFLOW_TRACKING_URI"):
+        registry.mlflow_client(unset)
+
+
+def test_pipeline_run_training_end_to_end(mlflow_settings: Settings, sample: pd.DataFrame) -> None:
+    outcome = pipeline.run_training(
+        mlflow_settings, {"max_iter": 60}, frame=sample, tags={"airflow_run_id": "r1"}
+    )
+    assert outcome.registered is not None
+    assert outcome.decision is not None
+    assert outcome.decision.promoted
+    assert outcome.metrics.rmse < outcome.baseline.rmse
+    weaker = pipeline.run_training(mlflow_settings, WEAK, frame=sample)
+    assert weaker.decision is not None
+    assert not weaker.decision.promoted
+    assert champion(mlflow_settings) == outcome.registered.version
