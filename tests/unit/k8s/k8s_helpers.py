@@ -1,0 +1,68 @@
+"""Shared helpers of the manifest tests: the render module, object lookup, schema validation."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import kubernetes_validate
+
+REPO = Path(__file__).resolve().parents[3]
+K8S_DIR = REPO / "platform" / "k8s"
+VERSIONS_ENV = REPO / "platform" / "kind" / "versions.env"
+
+# validate() re-reads and re-parses the (large) JSON schema files for every object: memoise the
+# read-only loader, ~15x faster over a whole overlay.
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(
+    kubernetes_validate.utils.schema_contents
+)
+
+
+def load_render_module() -> ModuleType:
+    """platform/k8s/render.py (a script, not a package module)."""
+    if "k8s_render" in sys.modules:
+        return sys.modules["k8s_render"]
+    spec = importlib.util.spec_from_file_location("k8s_render", K8S_DIR / "render.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["k8s_render"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The object of ``kind`` whose name is ``name`` or ``name`` plus kustomize's hash suffix."""
+    for obj in objects:
+        object_name = obj["metadata"]["name"]
+        if obj["kind"] == kind and (object_name == name or object_name.rsplit("-", 1)[0] == name):
+            return obj
+    raise AssertionError(f"no {kind} named {name} in the rendered objects")
+
+
+def kubernetes_version() -> str:
+    """major.minor of the pinned kind node image (KIND_NODE_IMAGE=kindest/node:vX.Y.Z@...)."""
+    text = VERSIONS_ENV.read_text(encoding="utf-8")
+    match = re.search(r"^KIND_NODE_IMAGE=kindest/node:v(\d+\.\d+)\.\d+", text, re.MULTILINE)
+    assert match, f"{VERSIONS_ENV}: no KIND_NODE_IMAGE=kindest/node:vX.Y.Z line"
+    return match.group(1)
+
+
+def schema_errors(objects: list[dict[str, Any]], version: str) -> list[str]:
+    """Strict schema violations (unknown fields included), one line per problem."""
+    errors = []
+    for obj in objects:
+        name = f"{obj['kind']}/{obj['metadata'].get('namespace', '-')}/{obj['metadata']['name']}"
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            errors.append(f"{name}: {path}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError as error:
+            errors.append(f"{name}: {error.message}")
+    return errors
