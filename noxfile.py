@@ -17,7 +17,9 @@ PYTHON = "3.11"
 def install(session: nox.Session, *, groups: tuple[str, ...], project: bool = True) -> None:
     """Install the locked dependencies of ``groups`` (and the workspace packages) into the session."""
     args = ["uv", "sync", "--locked", "--no-default-groups"]
-    args += [f"--group={group}" for group in groups]
+    # project=False: only the groups, not the workspace's own dependencies (e.g. checkov's group
+    # conflicts with pins those pull in).
+    args += [f"--group={group}" if project else f"--only-group={group}" for group in groups]
     if not project:
         args.append("--no-install-project")
         args.append("--no-install-workspace")
@@ -46,3 +48,79 @@ def unit(session: nox.Session) -> None:
     """Unit tier: ml code/data/model tests, DAG integrity, manifests, dashboards, workflows."""
     install(session, groups=("test", "airflow", "k8s", "load"))
     session.run("pytest", "tests/unit", *session.posargs)
+    session.notify("manifests")  # checkov needs its own venv (its pins conflict with Airflow's)
+
+
+@nox.session(python=PYTHON)
+def manifests(session: nox.Session) -> None:
+    """Render every overlay and validate it offline: schema, policy, lint."""
+    install(session, groups=("policy", "k8s", "test"), project=False)  # checkov: no Airflow here
+    rendered = f"{session.create_tmp()}/manifests"
+    session.run("python", "platform/k8s/render.py", "export", rendered)
+    # A closed local proxy: checkov's update check must not leave the machine (skip-download in
+    # the config covers its guideline download).
+    closed = "http://127.0.0.1:9"
+    offline = {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": ""}
+    config = "platform/k8s/.checkov.yaml"
+    session.run("checkov", "--config-file", config, "-d", rendered, env=offline)
+    session.run("pytest", "tests/unit/k8s", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def up(session: nox.Session) -> None:
+    """Bring the stack up on a backend (local by default) and train a first champion."""
+    install(session, groups=("airflow",))
+    session.run("stackctl", "up", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def down(session: nox.Session) -> None:
+    """Stop everything `nox -s up` started (add --purge to delete the stack's data)."""
+    install(session, groups=("airflow",))
+    session.run("stackctl", "down", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Integration tier: bring a stack up on a backend (local by default) and run tests/integration against it."""
+    install(session, groups=("test", "airflow", "k8s"))
+    session.run("pytest", "tests/integration", "-m", "integration", *session.posargs)
+
+
+@nox.session(python=PYTHON, name="integration-kind")
+def integration_kind(session: nox.Session) -> None:
+    """Integration tier on an ephemeral kind cluster: create, deploy, test, collect diagnostics, delete."""
+    probe = "platform/stackctl/src/stackctl/k8s/dockerprobe.py"  # stdlib only: runs before install
+    no_docker = session.run("python", probe, silent=True, success_codes=[0, 2])
+    if isinstance(no_docker, str) and no_docker.strip():
+        session.skip(no_docker.strip())
+    args = list(session.posargs)
+    env = {"STACK_KIND_KEEP_CLUSTER": "1"} if "--keep-cluster" in args else {}
+    args = [a for a in args if a != "--keep-cluster"]
+    install(session, groups=("test", "airflow", "k8s"))
+    session.run(
+        "pytest", "tests/integration", "-m", "integration", "--backend", "kind", *args, env=env
+    )
+
+
+@nox.session(python=PYTHON, name="deploy-eks")
+def deploy_eks(session: nox.Session) -> None:
+    """Render the eks overlay and show the plan; with --apply, deploy to EKS, smoke-test, roll back on failure."""
+    install(session, groups=("test", "k8s"))
+    session.run("python", "-m", "stackctl.eks", "deploy", *session.posargs)
+
+
+@nox.session(python=PYTHON, name="push-images")
+def push_images(session: nox.Session) -> None:
+    """Build the project images, push them to ECR tagged with the release, write their digests."""
+    install(session, groups=("k8s",))
+    require_tool(session, "docker", fix="install Docker with the buildx plugin")
+    session.run("python", "-m", "stackctl.eks", "push-images", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def load(session: nox.Session) -> None:
+    """Load tier: Locust profiles against the local stack (brought up if needed), gated on SLOs."""
+    install(session, groups=("airflow", "load"))
+    session.run("stackctl", "up")  # reuses the running stack when there is one
+    session.run("python", "-m", "stackctl.loadtest", "run", *session.posargs)

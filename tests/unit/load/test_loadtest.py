@@ -15,7 +15,15 @@ from pydantic import SecretStr, ValidationError
 
 from mlpipe.schema import PredictRequest
 from stackctl.backend import Endpoints
-from stackctl.loadtest import LOAD_DIR, Profile, load_profiles, percentile, run_profile, summarise
+from stackctl.loadtest import (
+    LOAD_DIR,
+    Profile,
+    load_profiles,
+    percentile,
+    run_profile,
+    summarise,
+    target_host,
+)
 
 
 def profile(**overrides: object) -> Profile:
@@ -129,7 +137,7 @@ def endpoints_for(url: str) -> Endpoints:
 
 @pytest.mark.slow
 def test_real_locust_run_is_summarised(fake_server: str, tmp_path: Path) -> None:
-    summary = run_profile(profile(), endpoints_for(fake_server), tmp_path)
+    summary = run_profile(profile(), fake_server, tmp_path)
     assert summary.requests > 0
     assert summary.malformed_requests > 0, "the profile must send malformed payloads"
     assert summary.passed, summary.violations
@@ -140,6 +148,13 @@ def test_real_locust_run_is_summarised(fake_server: str, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_impossible_slo_fails_on_a_real_run(fake_server: str, tmp_path: Path) -> None:
-    summary = run_profile(profile(min_rps=1_000_000), endpoints_for(fake_server), tmp_path)
+    summary = run_profile(profile(min_rps=1_000_000), fake_server, tmp_path)
     assert not summary.passed
     assert any("throughput" in v for v in summary.violations)
+
+
+def test_target_host_comes_from_the_endpoints_and_a_missing_one_is_named() -> None:
+    endpoints = endpoints_for("http://127.0.0.1:1")
+    assert target_host(profile(), endpoints) == "http://127.0.0.1:1"
+    with pytest.raises(ValueError, match="no 'prometheus_url' URL"):
+        target_host(profile(target="prometheus_url"), endpoints)

@@ -15,6 +15,7 @@ import sys
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -166,7 +167,6 @@ def locust_command(profile: Profile, host: str, prefix: Path) -> list[str]:
 def locust_env(endpoints: Endpoints) -> dict[str, str]:
     """Environment for the locustfiles: hosts and credentials from the backend's endpoints."""
     return {
-        **os.environ,
         "AIRFLOW_URL": endpoints.airflow_url,
         "AIRFLOW_USERNAME": endpoints.airflow_username,
         "AIRFLOW_PASSWORD": endpoints.airflow_password.get_secret_value(),
@@ -175,17 +175,15 @@ def locust_env(endpoints: Endpoints) -> dict[str, str]:
     }
 
 
-def run_profile(profile: Profile, endpoints: Endpoints, out_dir: Path) -> Summary:
-    """Run one profile with Locust and return its summary (also written as JSON)."""
-    host = getattr(endpoints, profile.target, None)
-    if not isinstance(host, str) or not host:
-        raise ValueError(f"profile {profile.name}: endpoints have no {profile.target!r} URL")
+def run_profile(
+    profile: Profile, host: str, out_dir: Path, env: Mapping[str, str] | None = None
+) -> Summary:
+    """Run one profile against `host` with Locust and return its summary (also written as JSON)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / profile.name
     started = time.monotonic()
-    result = subprocess.run(
-        locust_command(profile, host, prefix), env=locust_env(endpoints), check=False
-    )
+    command = locust_command(profile, host, prefix)
+    result = subprocess.run(command, env={**os.environ, **(env or {})}, check=False)
     elapsed = time.monotonic() - started
     json_file = prefix.with_suffix(".json")
     if result.returncode != 0 or not json_file.is_file():
@@ -197,6 +195,14 @@ def run_profile(profile: Profile, endpoints: Endpoints, out_dir: Path) -> Summar
     summary = summarise(profile, json.loads(json_file.read_text()), elapsed)
     (out_dir / f"{profile.name}.summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
+
+
+def target_host(profile: Profile, endpoints: Endpoints) -> str:
+    """The URL of the endpoint a profile loads, with a clear error when the backend has none."""
+    host = getattr(endpoints, profile.target, None)
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"profile {profile.name}: endpoints have no {profile.target!r} URL")
+    return host
 
 
 def print_summaries(summaries: list[Summary], profiles: dict[str, Profile]) -> None:
@@ -242,10 +248,11 @@ def run(
         overrides["duration"] = duration
     if users:
         overrides["users"] = users
-    summaries = [
-        run_profile(profiles[name].model_copy(update=overrides), endpoints, out_dir)
-        for name in chosen
-    ]
+    summaries = []
+    for name in chosen:
+        chosen_profile = profiles[name].model_copy(update=overrides)
+        host = target_host(chosen_profile, endpoints)
+        summaries.append(run_profile(chosen_profile, host, out_dir, locust_env(endpoints)))
     print_summaries(summaries, profiles)
     console.print(f"Reports (CSV, HTML, JSON): {out_dir}")
     if not all(s.passed for s in summaries):

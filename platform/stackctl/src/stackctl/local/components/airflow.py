@@ -1,0 +1,170 @@
+"""Airflow 3 as local processes: api-server, scheduler (LocalExecutor), dag-processor, triggerer.
+
+Airflow 3 permits SQLite with the LocalExecutor (it is what `airflow standalone` runs), so the
+local stack needs no database server; runs are serialised by SQLite's single writer, which is
+fine for one training DAG at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from stackctl.local.airflow_api import AirflowClient
+from stackctl.local.components.base import VENV_BIN, Component, Status, base_env
+from stackctl.local.context import AIRFLOW_USERNAME, HOST, RunContext, which
+from stackctl.local.ports import PortClaim
+from stackctl.local.readiness import StartupError
+
+# Task logs are local files the api-server reads directly: no serve-logs servers (which would
+# listen on all interfaces) for the scheduler's workers or the triggerer.
+PROCESSES = {
+    "scheduler": ["--skip-serve-logs"],
+    "dag-processor": [],
+    "triggerer": ["--skip-serve-logs"],
+    "api-server": [],
+}
+HEALTHY_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+)
+
+
+def http_connection(url_port: int) -> str:
+    return json.dumps({"conn_type": "http", "host": HOST, "port": url_port, "schema": "http"})
+
+
+def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
+    """Airflow configuration plus the MLOPS_* connections and stack.env Variables (the contract)."""
+    home = ctx.paths.airflow_home
+    ports = ctx.config.ports
+    env: dict[str, str] = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.config.dags_dir),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USERNAME}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(ctx)),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{ctx.airflow_url}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__BASE_URL": ctx.airflow_url,
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(ports.airflow_api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__SECRET_KEY": ctx.credentials.airflow_api_secret_key.get_secret_value(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": ctx.credentials.airflow_jwt_secret.get_secret_value(),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW_CONN_MLOPS_S3": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": ctx.credentials.s3_access_key,
+                "password": ctx.credentials.s3_secret_key.get_secret_value(),
+                "extra": {"endpoint_url": ctx.s3_url, "region_name": ctx.config.region},
+            }
+        ),
+        "AIRFLOW_CONN_MLOPS_MLFLOW": http_connection(ports.mlflow_port),
+        "AIRFLOW_CONN_MLOPS_MODEL_SERVER": http_connection(ports.model_server_port),
+    }
+    if pushgateway:
+        env["AIRFLOW_CONN_MLOPS_PUSHGATEWAY"] = http_connection(ports.pushgateway_port)
+    for key, value in ctx.config.settings.items():
+        env[f"AIRFLOW_VAR_{key}"] = value
+    # Tasks run in this venv: give mlpipe its settings too (same values as the connections).
+    return {**base_env(), **ctx.mlpipe_env(pushgateway=pushgateway), **env}
+
+
+def passwords_file(ctx: RunContext) -> Path:
+    return ctx.paths.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def write_passwords_file(ctx: RunContext) -> None:
+    """The simple auth manager keeps passwords it finds; so the admin gets the generated one."""
+    path = passwords_file(ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({AIRFLOW_USERNAME: ctx.credentials.airflow_password.get_secret_value()})
+    )
+    path.chmod(0o600)
+
+
+def client(ctx: RunContext) -> AirflowClient:
+    return AirflowClient(
+        ctx.airflow_url, AIRFLOW_USERNAME, ctx.credentials.airflow_password.get_secret_value()
+    )
+
+
+def unhealthy(health: dict[str, Any]) -> list[str]:
+    """Names of the components /api/v2/monitor/health does not report healthy."""
+    return [
+        name for name in HEALTHY_COMPONENTS if (health.get(name) or {}).get("status") != "healthy"
+    ]
+
+
+class Airflow(Component):
+    name = "airflow"
+    budget_seconds = 480.0
+
+    def __init__(self, *, with_pushgateway: bool) -> None:
+        super().__init__()
+        self.with_pushgateway = with_pushgateway
+
+    def port_claims(self, ctx: RunContext) -> list[PortClaim]:
+        return [PortClaim(self.name, "airflow_api_port", ctx.config.ports.airflow_api_port)]
+
+    def preflight(self, ctx: RunContext) -> str | None:
+        if which("airflow", VENV_BIN) is None:
+            return "`airflow` not found: install the airflow group (`uv sync --group airflow`)."
+        return None
+
+    def url(self, ctx: RunContext) -> str:
+        return ctx.airflow_url
+
+    def migrate(self, ctx: RunContext, env: dict[str, str], status: Status) -> None:
+        status("airflow db migrate")
+        airflow = which("airflow", VENV_BIN)
+        assert airflow is not None  # preflight
+        record = self.spawn(ctx, [airflow, "db", "migrate"], env=env, process="airflow-db-migrate")
+        # The check passes as soon as the process has exited; its exit code decides.
+        self.wait(
+            ctx,
+            lambda: "migrating" if ctx.supervisor.is_running(record) else None,
+            status,
+            budget=None,
+        )
+        code = ctx.supervisor.exit_code(record)
+        self.records.remove(record)
+        ctx.supervisor.pid_file(record.name).unlink(missing_ok=True)
+        if code not in (0, None):
+            raise StartupError(
+                "airflow-db-migrate", f"`airflow db migrate` exited with code {code}"
+            )
+
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        write_passwords_file(ctx)
+        env = airflow_env(ctx, pushgateway=self.with_pushgateway)
+        self.migrate(ctx, env, status)
+        airflow = which("airflow", VENV_BIN)
+        assert airflow is not None
+        for process, flags in PROCESSES.items():
+            status(f"starting airflow {process}")
+            self.spawn(ctx, [airflow, process, *flags], env=env, process=f"airflow-{process}")
+        self.wait(ctx, lambda: self.ready(ctx), status, budget=None)
+
+    def ready(self, ctx: RunContext) -> str | None:
+        api = client(ctx)
+        if missing := unhealthy(api.health()):
+            return f"not healthy yet: {', '.join(missing)}"
+        if errors := api.import_errors():
+            details = "; ".join(
+                f"{error['filename']}: {str(error['stack_trace']).strip().splitlines()[-1]}"
+                for error in errors
+            )
+            raise StartupError(self.name, f"DAG import errors: {details}")
+        dag_files = [p for p in ctx.config.dags_dir.glob("*.py") if not p.name.startswith("_")]
+        if dag_files and not api.dag_ids():
+            return "waiting for the dag-processor to parse the DAGs"
+        return None

@@ -1,0 +1,96 @@
+"""The shape of one local component: ports it needs, how it starts, how it proves it is ready."""
+
+from __future__ import annotations
+
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from stackctl.local.context import RunContext
+from stackctl.local.ports import PortClaim
+from stackctl.local.readiness import Check, wait_until
+from stackctl.local.supervisor import ProcessRecord
+
+Status = Callable[[str], None]
+VENV_BIN = Path(sys.executable).parent
+
+
+class Component(ABC):
+    """One service of the stack. `bring_up` starts it and returns once it is ready."""
+
+    name: str
+    depends_on: tuple[str, ...] = ()
+    budget_seconds: float = 60.0
+
+    def __init__(self) -> None:
+        self.records: list[ProcessRecord] = []
+
+    def port_claims(self, ctx: RunContext) -> list[PortClaim]:
+        return []
+
+    def preflight(self, ctx: RunContext) -> str | None:
+        """A problem that stops `up` before anything starts (None: fine)."""
+        return None
+
+    def skip_reason(self, ctx: RunContext) -> str | None:
+        """Why this optional component is skipped (None: it runs)."""
+        return None
+
+    def url(self, ctx: RunContext) -> str | None:
+        return None
+
+    @abstractmethod
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        """Start the processes and wait until ready (StartupError on failure)."""
+
+    def budget(self, ctx: RunContext) -> float:
+        return self.budget_seconds * ctx.options.budget_scale
+
+    def spawn(
+        self,
+        ctx: RunContext,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        process: str | None = None,
+        cwd: Path | None = None,
+        stop_signal: int | None = None,
+    ) -> ProcessRecord:
+        """Start one process of this component under the supervisor."""
+        name = process or self.name
+        extra = {} if stop_signal is None else {"stop_signal": stop_signal}
+        record = ctx.supervisor.start(
+            name, self.name, argv, env=env, log=ctx.paths.log(name), cwd=cwd, **extra
+        )
+        self.records.append(record)
+        return record
+
+    def died(self, ctx: RunContext) -> str | None:
+        """Describe the first process of this component that has exited, if any."""
+        for record in self.records:
+            if not ctx.supervisor.is_running(record):
+                code = ctx.supervisor.exit_code(record)
+                return f"process {record.name} (pid {record.pid}) exited with code {code}"
+        return None
+
+    def wait(self, ctx: RunContext, check: Check, status: Status, *, budget: float | None) -> None:
+        wait_until(
+            self.name,
+            check,
+            budget=self.budget(ctx) if budget is None else budget,
+            died=lambda: self.died(ctx),
+            cancel=ctx.cancel,
+            on_wait=status,
+        )
+
+
+def base_env() -> dict[str, str]:
+    """The parent environment minus proxies (all traffic is to 127.0.0.1), venv bin first."""
+    env = dict(os.environ)
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        env.pop(key, None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env

@@ -1,0 +1,178 @@
+"""Prometheus and Pushgateway, when the host has them (Debian: prometheus, prometheus-pushgateway)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stackctl.local.components.base import Component, Status, base_env
+from stackctl.local.context import HOST, RunContext, S3Flavor, which
+from stackctl.local.ports import PortClaim
+from stackctl.local.readiness import http_ok
+
+INSTALL_HINT = "install with `apt-get install prometheus prometheus-pushgateway`"
+SCRAPE_INTERVAL = "15s"
+
+
+def _job(name: str, target: str, *, path: str = "/metrics", **extra: Any) -> dict[str, Any]:
+    return {
+        "job_name": name,
+        "metrics_path": path,
+        "static_configs": [{"targets": [target]}],
+        **extra,
+    }
+
+
+def prometheus_config(
+    *,
+    model_server: str,
+    mlflow: str,
+    s3_metrics: tuple[str, str] | None,
+    pushgateway: str | None,
+    rule_files: list[Path] | None = None,
+) -> dict[str, Any]:
+    """The scrape configuration of the local stack; targets are `host:port` strings and
+    `s3_metrics` is `(target, metrics path)`."""
+    jobs = [_job("model-server", model_server), _job("mlflow", mlflow)]
+    if s3_metrics is not None:
+        jobs.append(_job("s3", s3_metrics[0], path=s3_metrics[1]))
+    if pushgateway is not None:
+        # honor_labels keeps the job/instance labels of the pushed series (job="ml_monitoring").
+        jobs.append(_job("pushgateway", pushgateway, honor_labels=True))
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "scrape_configs": jobs,
+    }
+    if rule_files:
+        config["rule_files"] = [str(path) for path in rule_files]
+    return config
+
+
+def alert_rule_files(repo_root: Path) -> list[Path]:
+    """Prometheus rule files the observability code keeps under platform/observability."""
+    folder = repo_root / "platform" / "observability"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.rglob("*.y*ml")
+        if path.suffix in {".yml", ".yaml"} and _is_rule_file(path)
+    )
+
+
+def _is_rule_file(path: Path) -> bool:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, OSError):
+        return False
+    groups = loaded.get("groups") if isinstance(loaded, dict) else None
+    return isinstance(groups, list) and all(
+        isinstance(group, dict) and "rules" in group for group in groups
+    )
+
+
+def valid_rule_files(candidates: list[Path], status: Status) -> list[Path]:
+    """Keep the rule files promtool accepts: a broken rule file must not stop Prometheus."""
+    promtool = which("promtool")
+    if promtool is None:
+        return []
+    valid = []
+    for path in candidates:
+        checked = subprocess.run(
+            [promtool, "check", "rules", str(path)], capture_output=True, check=False, timeout=60
+        )
+        if checked.returncode == 0:
+            valid.append(path)
+        else:
+            status(f"ignoring rule file {path.name}: promtool check rules failed")
+    return valid
+
+
+def _target(port: int) -> str:
+    return f"{HOST}:{port}"
+
+
+class Pushgateway(Component):
+    name = "pushgateway"
+    budget_seconds = 90.0
+
+    def port_claims(self, ctx: RunContext) -> list[PortClaim]:
+        return [PortClaim(self.name, "pushgateway_port", ctx.config.ports.pushgateway_port)]
+
+    def skip_reason(self, ctx: RunContext) -> str | None:
+        if which("prometheus-pushgateway") is None:
+            return f"skipped: prometheus-pushgateway not on PATH, {INSTALL_HINT}"
+        return None
+
+    def url(self, ctx: RunContext) -> str:
+        return ctx.pushgateway_url
+
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        binary = which("prometheus-pushgateway")
+        assert binary is not None  # skip_reason ran first
+        data = ctx.paths.data / "pushgateway"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            f"--web.listen-address={_target(ctx.config.ports.pushgateway_port)}",
+            f"--persistence.file={data / 'metrics.store'}",
+        ]
+        status("starting prometheus-pushgateway")
+        self.spawn(ctx, argv, env=base_env())
+        self.wait(ctx, http_ok(f"{ctx.pushgateway_url}/-/ready"), status, budget=None)
+
+
+class Prometheus(Component):
+    name = "prometheus"
+    budget_seconds = 90.0
+
+    def __init__(self, *, with_pushgateway: bool) -> None:
+        super().__init__()
+        self.with_pushgateway = with_pushgateway
+
+    def port_claims(self, ctx: RunContext) -> list[PortClaim]:
+        return [PortClaim(self.name, "prometheus_port", ctx.config.ports.prometheus_port)]
+
+    def skip_reason(self, ctx: RunContext) -> str | None:
+        if which("prometheus") is None:
+            return f"skipped: prometheus not on PATH, {INSTALL_HINT}"
+        return None
+
+    def url(self, ctx: RunContext) -> str:
+        return ctx.prometheus_url
+
+    def config_for(self, ctx: RunContext, rule_files: list[Path]) -> dict[str, Any]:
+        ports = ctx.config.ports
+        if ctx.options.s3 is S3Flavor.seaweedfs:
+            s3_metrics = (_target(ports.seaweed_metrics_port), "/metrics")
+        else:
+            s3_metrics = (_target(ports.s3_port), "/minio/v2/metrics/cluster")
+        return prometheus_config(
+            model_server=_target(ports.model_server_port),
+            mlflow=_target(ports.mlflow_port),
+            s3_metrics=s3_metrics,
+            pushgateway=_target(ports.pushgateway_port) if self.with_pushgateway else None,
+            rule_files=rule_files,
+        )
+
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        binary = which("prometheus")
+        assert binary is not None  # skip_reason ran first
+        config_file = ctx.paths.generated / "prometheus.yml"
+        rules = valid_rule_files(alert_rule_files(ctx.config.repo_root), status)
+        config_file.write_text(yaml.safe_dump(self.config_for(ctx, rules), sort_keys=False))
+        data = ctx.paths.data / "prometheus"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address={_target(ctx.config.ports.prometheus_port)}",
+            "--web.enable-lifecycle",
+        ]
+        status("starting prometheus")
+        self.spawn(ctx, argv, env=base_env())
+        self.wait(ctx, http_ok(f"{ctx.prometheus_url}/-/ready"), status, budget=None)

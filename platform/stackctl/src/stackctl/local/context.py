@@ -1,0 +1,150 @@
+"""What every local component needs: config, state paths, generated credentials, options."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import string
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from stackctl.config import StackConfig
+from stackctl.local.paths import StatePaths
+from stackctl.local.supervisor import Supervisor
+
+HOST = "127.0.0.1"
+AIRFLOW_USERNAME = "admin"
+
+
+class S3Flavor(StrEnum):
+    seaweedfs = "seaweedfs"
+    minio = "minio"
+
+
+class Credentials(BaseModel):
+    """Secrets generated on the first `up` and kept (0600) until `down --purge`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    s3_access_key: str
+    s3_secret_key: SecretStr
+    airflow_password: SecretStr
+    airflow_jwt_secret: SecretStr
+    airflow_api_secret_key: SecretStr
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        alphabet = string.ascii_uppercase + string.digits
+        return cls(
+            s3_access_key="STACK" + "".join(secrets.choice(alphabet) for _ in range(15)),
+            s3_secret_key=SecretStr(secrets.token_urlsafe(30)),
+            airflow_password=SecretStr(secrets.token_urlsafe(12)),
+            airflow_jwt_secret=SecretStr(secrets.token_urlsafe(32)),
+            airflow_api_secret_key=SecretStr(secrets.token_urlsafe(32)),
+        )
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Credentials:
+        if path.is_file():
+            return cls.model_validate_json(path.read_text())
+        created = cls.generate()
+        data = {
+            key: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for key, value in created
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.chmod(0o600)
+        return created
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """Choices made on the `stackctl up` command line."""
+
+    s3: S3Flavor = S3Flavor.seaweedfs
+    mlflow_backend_store_uri: str | None = None  # None: SQLite under .stack/local/data
+    train: bool = True
+    train_timeout: float = 1200.0
+    budget_scale: float = 1.0
+
+
+@dataclass
+class RunContext:
+    """Shared by the components of one `up`."""
+
+    config: StackConfig
+    paths: StatePaths
+    credentials: Credentials
+    supervisor: Supervisor
+    options: LocalOptions
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, port: int) -> str:
+        return f"http://{HOST}:{port}"
+
+    @property
+    def s3_url(self) -> str:
+        return self.url(self.config.ports.s3_port)
+
+    @property
+    def mlflow_url(self) -> str:
+        return self.url(self.config.ports.mlflow_port)
+
+    @property
+    def airflow_url(self) -> str:
+        return self.url(self.config.ports.airflow_api_port)
+
+    @property
+    def model_server_url(self) -> str:
+        return self.url(self.config.ports.model_server_port)
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.url(self.config.ports.prometheus_port)
+
+    @property
+    def pushgateway_url(self) -> str:
+        return self.url(self.config.ports.pushgateway_port)
+
+    def s3_env(self) -> dict[str, str]:
+        """S3 client settings (boto3 / MLflow / mlpipe) for the stack's object store."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.credentials.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": self.credentials.s3_secret_key.get_secret_value(),
+            "AWS_DEFAULT_REGION": self.config.region,
+            "AWS_REQUEST_CHECKSUM_CALCULATION": self.config.setting(
+                "AWS_REQUEST_CHECKSUM_CALCULATION"
+            ),
+            "AWS_RESPONSE_CHECKSUM_VALIDATION": self.config.setting(
+                "AWS_RESPONSE_CHECKSUM_VALIDATION"
+            ),
+            "S3_ENDPOINT_URL": self.s3_url,
+            "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
+        }
+
+    def mlpipe_env(self, *, pushgateway: bool) -> dict[str, str]:
+        """The `mlpipe.config` settings contract: stack.env keys plus where the services are."""
+        env = {**self.config.settings, **self.s3_env()}
+        env["MLFLOW_TRACKING_URI"] = self.mlflow_url
+        env["MODEL_SERVER_URL"] = self.model_server_url
+        if pushgateway:
+            env["PUSHGATEWAY_URL"] = self.pushgateway_url
+        return env
+
+
+def which(tool: str, *extra_dirs: Path) -> str | None:
+    """Find an executable on PATH or in `extra_dirs` (the venv's bin)."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    for folder in extra_dirs:
+        candidate = folder / tool
+        if candidate.is_file():
+            return str(candidate)
+    return None

@@ -1,0 +1,76 @@
+"""Wait for a component to become ready within its time budget, failing fast if it died."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+
+class StartupError(RuntimeError):
+    """A component did not come up; `component` names it so its log can be shown."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+class Cancelled(RuntimeError):
+    """Bring-up was interrupted (Ctrl-C or another component failed)."""
+
+
+# A check returns None when ready, else a short reason why not (shown on timeout).
+Check = Callable[[], str | None]
+# Returns a description of a process that exited, or None while all are running.
+DeathWatch = Callable[[], str | None]
+
+
+def wait_until(
+    component: str,
+    check: Check,
+    *,
+    budget: float,
+    died: DeathWatch,
+    cancel: threading.Event,
+    interval: float = 0.5,
+    on_wait: Callable[[str], None] | None = None,
+) -> float:
+    """Poll `check` until it passes; return the seconds it took. Raise StartupError when a
+    process died or the budget ran out, Cancelled when `cancel` is set."""
+    started = time.monotonic()
+    reason = "not checked yet"
+    while True:
+        if cancel.is_set():
+            raise Cancelled(component)
+        try:
+            outcome = check()
+        except StartupError:
+            raise
+        except Exception as exc:  # any failure of a probe just means "not ready yet"
+            outcome = f"{type(exc).__name__}: {exc}"
+        if outcome is None:
+            return time.monotonic() - started
+        reason = outcome
+        if on_wait is not None:
+            on_wait(reason)
+        if (dead := died()) is not None:
+            raise StartupError(component, f"{component}: {dead} before it was ready")
+        if time.monotonic() - started > budget:
+            raise StartupError(
+                component, f"{component} not ready after {budget:.0f}s (last check: {reason})"
+            )
+        cancel.wait(interval)
+
+
+def http_ok(url: str, *, expect: int = 200, timeout: float = 3.0) -> Check:
+    """A check that passes when GET `url` answers with status `expect`."""
+
+    def check() -> str | None:
+        response = httpx.get(url, timeout=timeout)
+        if response.status_code == expect:
+            return None
+        return f"GET {url} -> {response.status_code}"
+
+    return check

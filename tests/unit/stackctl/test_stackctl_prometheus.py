@@ -1,0 +1,94 @@
+"""The generated prometheus.yml scrapes every local service; promtool accepts it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import cast
+
+import pytest
+import yaml
+
+from stackctl.local.components.monitoring import (
+    Prometheus,
+    Pushgateway,
+    alert_rule_files,
+    prometheus_config,
+)
+from stackctl.local.context import RunContext
+
+
+def config(*, pushgateway: str | None = "127.0.0.1:9091") -> dict[str, object]:
+    return prometheus_config(
+        model_server="127.0.0.1:8000",
+        mlflow="127.0.0.1:5000",
+        s3_metrics=("127.0.0.1:9327", "/metrics"),
+        pushgateway=pushgateway,
+    )
+
+
+def jobs(generated: dict[str, object]) -> dict[str, dict[str, object]]:
+    scrape = generated["scrape_configs"]
+    assert isinstance(scrape, list)
+    return {job["job_name"]: job for job in scrape}
+
+
+def test_every_service_is_scraped_at_its_port() -> None:
+    by_name = jobs(config())
+    targets = {name: job["static_configs"][0]["targets"] for name, job in by_name.items()}  # type: ignore[index]
+    assert targets == {
+        "model-server": ["127.0.0.1:8000"],
+        "mlflow": ["127.0.0.1:5000"],
+        "s3": ["127.0.0.1:9327"],
+        "pushgateway": ["127.0.0.1:9091"],
+    }
+
+
+def test_pushgateway_keeps_the_pushed_job_label() -> None:
+    assert jobs(config())["pushgateway"]["honor_labels"] is True
+
+
+def test_no_pushgateway_no_pushgateway_job() -> None:
+    assert "pushgateway" not in jobs(config(pushgateway=None))
+
+
+def test_rule_files_are_listed_when_given(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.yml"
+    generated = prometheus_config(
+        model_server="a:1", mlflow="b:2", s3_metrics=None, pushgateway=None, rule_files=[rules]
+    )
+    assert generated["rule_files"] == [str(rules)]
+    assert "s3" not in jobs(generated)
+
+
+def test_alert_rule_files_finds_only_rule_groups(tmp_path: Path) -> None:
+    folder = tmp_path / "platform" / "observability"
+    folder.mkdir(parents=True)
+    (folder / "alerts.yaml").write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": []}]}))
+    (folder / "dashboard.yaml").write_text(yaml.safe_dump({"panels": []}))
+    assert alert_rule_files(tmp_path) == [folder / "alerts.yaml"]
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
+def test_promtool_accepts_the_generated_config(tmp_path: Path) -> None:
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config()))
+    checked = subprocess.run(
+        ["promtool", "check", "config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_missing_binaries_are_skipped_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    ctx = cast(RunContext, None)  # skip_reason only looks at PATH
+    for component in (Prometheus(with_pushgateway=True), Pushgateway()):
+        reason = component.skip_reason(ctx)
+        assert reason is not None
+        assert reason.startswith("skipped:")
+        assert "apt-get install prometheus prometheus-pushgateway" in reason
