@@ -1,0 +1,402 @@
+"""The logic behind each ml_training task: small functions over `mlpipe`, S3 URIs and MLflow ids.
+
+Every step is idempotent: re-running it (a retry, a cleared task, a re-triggered run) converges to the
+same objects in S3 and the same registered model version. Bad data and bad configuration raise
+`AirflowFailException` (no retries: retrying cannot fix them); anything else (S3, MLflow or network
+trouble) propagates and is retried with exponential backoff by the task's retry settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from mlops_common.settings import MODEL_SERVER_CONN_ID, load_airflow_settings, service_url
+
+if TYPE_CHECKING:
+    from mlpipe.config import Settings
+    from mlpipe.storage import Storage
+
+log = logging.getLogger(__name__)
+
+RUN_CLAIMS_FOLDER = "_airflow_runs"
+FEATURES_URI_TAG = "features_uri"
+MODEL_LOGGED_TAG = "model_logged"
+MODEL_URI_TAG = "model_uri"
+RELOAD_TIMEOUT_SECONDS = 60.0
+
+
+def _data_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input, not a transient failure."""
+    from mlpipe.data import MissingColumnsError, QuarantineThresholdError
+    from mlpipe.train import EmptyTrainingDataError, UnknownModelParamError
+
+    return (
+        MissingColumnsError,
+        QuarantineThresholdError,
+        EmptyTrainingDataError,
+        UnknownModelParamError,
+    )
+
+
+@contextmanager
+def fail_fast_on_bad_input() -> Iterator[None]:
+    """Turn bad-data/bad-conf errors into AirflowFailException so no retry is wasted on them."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except _data_errors() as error:
+        raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+
+
+def _context() -> tuple[Settings, Storage]:
+    from mlpipe.storage import Storage
+
+    settings = load_airflow_settings()
+    return settings, Storage.from_settings(settings)
+
+
+def run_claim_uri(settings: Settings, run_id: str) -> str:
+    """Where a DAG run records which batch it ingests, so a retry never picks a different one."""
+    safe_run_id = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    return settings.s3_uri(settings.s3_prefix_raw, f"{RUN_CLAIMS_FOLDER}/{safe_run_id}.json")
+
+
+def ingest(requested: str | None, run_id: str) -> dict[str, str]:
+    """landing/<batch> -> raw/<batch> (byte copy); batch = `requested` or the oldest pending one."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from mlpipe.data import landing_batches, pending_batches
+    from mlpipe.storage import uri_name
+
+    settings, storage = _context()
+    claim = run_claim_uri(settings, run_id)
+    if requested:
+        batch = uri_name(requested)
+        available = landing_batches(settings, storage)
+        if batch not in available:
+            raise AirflowFailException(
+                f"batch {batch!r} is not in {settings.s3_uri(settings.s3_prefix_landing)}; "
+                f"available: {available}. Fix the dag-run conf 'batch'."
+            )
+    elif storage.exists(claim):
+        batch = str(storage.read_json(claim)["batch"])
+        log.info("run %s already claimed batch %s; ingesting it again", run_id, batch)
+    else:
+        pending = pending_batches(settings, storage)
+        if not pending:
+            raise AirflowSkipException(
+                f"no batch in {settings.s3_uri(settings.s3_prefix_landing)} is pending; "
+                "nothing to train on (trigger with conf {'batch': ...} to retrain on a batch)."
+            )
+        batch = pending[0]
+    storage.write_json(claim, {"batch": batch, "run_id": run_id})
+    raw = settings.s3_uri(settings.s3_prefix_raw, batch)
+    storage.copy(settings.s3_uri(settings.s3_prefix_landing, batch), raw)
+    log.info("ingested %s -> %s", batch, raw)
+    return {"batch": batch, "raw_uri": raw}
+
+
+def validate(batch: str) -> dict[str, Any]:
+    """raw/<batch> -> validated/<stem>.parquet + quarantine/<stem>.csv and .report.json."""
+    from mlpipe.data import ingest_next_batch
+
+    settings, storage = _context()
+    with fail_fast_on_bad_input():
+        result = ingest_next_batch(settings, batch=batch, storage=storage)
+    if result is None:  # only possible without an explicit batch
+        raise RuntimeError(f"mlpipe.data.ingest_next_batch returned nothing for {batch!r}")
+    report = result.report
+    log.info(
+        "%s: %d rows, %d clean, %d quarantined (%.1f%%) %s; report %s",
+        batch,
+        report.total_rows,
+        report.clean_rows,
+        report.quarantined_rows,
+        100 * report.quarantine_fraction,
+        {reason: count for reason, count in report.counts.items() if count},
+        result.report_uri,
+    )
+    return {
+        "batch": result.batch,
+        "validated_uri": result.validated_uri,
+        "quarantine_uri": result.quarantine_uri,
+        "report_uri": result.report_uri,
+        "clean_rows": report.clean_rows,
+        "quarantined_rows": report.quarantined_rows,
+    }
+
+
+def features_uri(settings: Settings, fingerprint: str) -> str:
+    """Content-addressed location of a training table."""
+    return settings.s3_uri(settings.s3_prefix_features, f"training_{fingerprint[:16]}.parquet")
+
+
+def build_features(batch: str) -> dict[str, Any]:
+    """Every validated batch, deduplicated, as one model-ready table (written once per content)."""
+    from mlpipe.data import load_validated
+    from mlpipe.features import feature_frame
+    from mlpipe.schema import TARGET
+    from mlpipe.train import dataset_fingerprint
+
+    settings, storage = _context()
+    frame = load_validated(settings, storage)
+    table = feature_frame(frame).assign(**{TARGET: frame[TARGET]})
+    fingerprint = dataset_fingerprint(table)
+    uri = features_uri(settings, fingerprint)
+    if storage.exists(uri):
+        log.info("features for fingerprint %s already at %s", fingerprint[:16], uri)
+    else:
+        storage.write_parquet(uri, table)
+        log.info(
+            "wrote %d rows (%d batches so far) to %s",
+            len(table),
+            _batch_count(settings, storage),
+            uri,
+        )
+    return {
+        "features_uri": uri,
+        "dataset_fingerprint": fingerprint,
+        "rows": len(table),
+        "batch": batch,
+    }
+
+
+def _batch_count(settings: Settings, storage: Storage) -> int:
+    return len(storage.list_uris(settings.s3_uri(settings.s3_prefix_validated), ".parquet"))
+
+
+def _mlflow(settings: Settings) -> Any:
+    from mlpipe.registry import mlflow_client
+
+    return mlflow_client(settings)
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    return str(experiment.experiment_id if experiment else client.create_experiment(name))
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("scikit-learn", "skops", "numpy", "pandas", "scipy")]
+
+
+def _finished_run_with(
+    client: Any, experiment_id: str, fingerprint: str, params_fp: str
+) -> str | None:
+    """An earlier complete training run on the same data with the same params (idempotency)."""
+    from mlpipe.registry import TAG_DATASET, TAG_PARAMS
+
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.{TAG_DATASET} = '{fingerprint}' and tags.{TAG_PARAMS} = '{params_fp}' "
+            f"and tags.{MODEL_LOGGED_TAG} = 'true' and attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    return str(runs[0].info.run_id) if runs else None
+
+
+def train(features: Mapping[str, Any], model_params: Mapping[str, Any], airflow_run_id: str) -> str:
+    """Fit on the features table and log run + model to MLflow; reuse an identical earlier run."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from mlpipe.features import feature_frame
+    from mlpipe.registry import MODEL_ARTIFACT, SKOPS_TRUSTED_TYPES, TAG_DATASET, TAG_PARAMS
+    from mlpipe.train import params_fingerprint, resolve_model_params, train_model
+
+    settings, storage = _context()
+    with fail_fast_on_bad_input():
+        params = resolve_model_params(model_params)
+    params_fp = params_fingerprint(params)
+    fingerprint = str(features["dataset_fingerprint"])
+    client = _mlflow(settings)
+    experiment_id = _experiment_id(client, settings.mlflow_experiment)
+    existing = _finished_run_with(client, experiment_id, fingerprint, params_fp)
+    if existing is not None:
+        log.info("reusing MLflow run %s (same data %s and params)", existing, fingerprint[:16])
+        return existing
+    table = storage.read_parquet(str(features["features_uri"]))
+    with fail_fast_on_bad_input():
+        trained = train_model(table, params)
+    example = feature_frame(trained.test).head(5)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags(
+            {
+                TAG_DATASET: fingerprint,
+                TAG_PARAMS: params_fp,
+                "airflow_run_id": airflow_run_id,
+                FEATURES_URI_TAG: str(features["features_uri"]),
+            }
+        )
+        mlflow.log_params({**params, TAG_PARAMS: params_fp})
+        mlflow.log_metrics(
+            {
+                "fit_seconds": trained.fit_seconds,
+                "n_train": float(len(trained.train)),
+                "n_test": float(len(trained.test)),
+            }
+        )
+        logged = mlflow.sklearn.log_model(
+            trained.model,
+            name=MODEL_ARTIFACT,
+            signature=infer_signature(example, trained.model.predict(example)),
+            input_example=example,
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=_pip_requirements(),
+        )
+        # MLflow 3 stores the model as a LoggedModel (models:/m-...), not under the run's artifacts.
+        mlflow.set_tag(MODEL_URI_TAG, logged.model_uri)
+        # Set last: only a run whose model is fully logged is ever reused.
+        mlflow.set_tag(MODEL_LOGGED_TAG, "true")
+    log.info(
+        "trained on %d rows in %.1f s: MLflow run %s",
+        len(table),
+        trained.fit_seconds,
+        run.info.run_id,
+    )
+    return str(run.info.run_id)
+
+
+def _load_logged_model(model_uri: str) -> Any:
+    """A logged model, loaded with skops and mlpipe's trusted-type list (no pickle)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import skops.io
+
+    from mlpipe.registry import SKOPS_TRUSTED_TYPES
+
+    with tempfile.TemporaryDirectory(prefix="ml-training-") as folder:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
+        files = sorted(Path(local).rglob("*.skops"))
+        if not files:
+            raise RuntimeError(f"{model_uri} has no .skops model file")
+        return skops.io.load(files[0], trusted=SKOPS_TRUSTED_TYPES)
+
+
+def _test_split(storage: Storage, features_uri: str) -> tuple[Any, Any]:
+    from mlpipe.train import split_train_test
+
+    return split_train_test(storage.read_parquet(features_uri))
+
+
+def evaluate(mlflow_run_id: str) -> dict[str, Any]:
+    """Score the *logged* model (proves the artifact loads) and the baseline on held-out rows."""
+    import mlflow
+
+    from mlpipe.evaluate import evaluate as evaluate_model
+
+    settings, storage = _context()
+    client = _mlflow(settings)
+    run = client.get_run(mlflow_run_id)
+    features = run.data.tags[FEATURES_URI_TAG]
+    train_rows, test_rows = _test_split(storage, features)
+    model = _load_logged_model(run.data.tags[MODEL_URI_TAG])
+    evaluation = evaluate_model(model, train_rows, test_rows)
+    metrics = {
+        "rmse": evaluation.model.rmse,
+        "mae": evaluation.model.mae,
+        "r2": evaluation.model.r2,
+        "baseline_rmse": evaluation.baseline.rmse,
+        "baseline_mae": evaluation.baseline.mae,
+        "baseline_r2": evaluation.baseline.r2,
+    }
+    with mlflow.start_run(run_id=mlflow_run_id):
+        mlflow.log_metrics(metrics)
+    log.info(
+        "run %s: RMSE %.1f (baseline %.1f, %.0f%% better), MAE %.1f, R^2 %.4f",
+        mlflow_run_id,
+        evaluation.model.rmse,
+        evaluation.baseline.rmse,
+        100 * evaluation.rmse_improvement,
+        evaluation.model.mae,
+        evaluation.model.r2,
+    )
+    return {"mlflow_run_id": mlflow_run_id, "features_uri": features, **metrics}
+
+
+def register(mlflow_run_id: str) -> dict[str, Any]:
+    """Register the run's model as MODEL_NAME (or find the identical version) and set @challenger."""
+    import mlflow
+
+    from mlpipe.registry import TAG_DATASET, TAG_PARAMS, find_version
+
+    settings, _ = _context()
+    client = _mlflow(settings)
+    run = client.get_run(mlflow_run_id)
+    tags = run.data.tags
+    if "rmse" not in run.data.metrics:
+        raise RuntimeError(
+            f"run {mlflow_run_id} has no rmse metric: evaluate it before registering"
+        )
+    version_tags = {
+        TAG_DATASET: tags[TAG_DATASET],
+        TAG_PARAMS: tags[TAG_PARAMS],
+        "airflow_run_id": tags.get("airflow_run_id", ""),
+        FEATURES_URI_TAG: tags[FEATURES_URI_TAG],
+    }
+    existing = find_version(client, settings.model_name, tags[TAG_DATASET], tags[TAG_PARAMS])
+    if existing is not None:
+        version, created = str(existing.version), False
+        log.info("identical model already registered as version %s; not registering again", version)
+    else:
+        registered = mlflow.register_model(
+            tags[MODEL_URI_TAG], settings.model_name, tags=version_tags
+        )
+        version, created = str(registered.version), True
+        log.info("registered run %s as %s version %s", mlflow_run_id, settings.model_name, version)
+    client.set_registered_model_alias(settings.model_name, settings.challenger_alias, version)
+    return {
+        "version": version,
+        "created": created,
+        "mlflow_run_id": mlflow_run_id,
+        "features_uri": tags[FEATURES_URI_TAG],
+    }
+
+
+def promote(registered: Mapping[str, Any]) -> dict[str, Any]:
+    """The promotion gate: challenger vs champion on the same held-out rows; never a worse model."""
+    from mlpipe.registry import promote_if_better
+
+    settings, storage = _context()
+    _, test_rows = _test_split(storage, str(registered["features_uri"]))
+    decision = promote_if_better(settings, str(registered["version"]), test_rows)
+    log.info("promotion of version %s: %s", registered["version"], decision.reason)
+    champion = decision.challenger_version if decision.promoted else decision.champion_version
+    return {**decision.model_dump(mode="json"), "champion_version": champion}
+
+
+def notify_model_server(promotion: Mapping[str, Any]) -> dict[str, Any]:
+    """POST {model server}/reload; skip (with a log line) when no server connection is configured."""
+    import httpx
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    url = service_url(MODEL_SERVER_CONN_ID)
+    if url is None:
+        log.info(
+            "no %r connection configured: not notifying any model server", MODEL_SERVER_CONN_ID
+        )
+        raise AirflowSkipException(f"connection {MODEL_SERVER_CONN_ID!r} is not configured")
+    try:
+        response = httpx.post(f"{url}/reload", timeout=RELOAD_TIMEOUT_SECONDS)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise RuntimeError(
+            f"model server at {url} did not reload ({type(error).__name__}: {error}); "
+            f"champion is version {promotion.get('champion_version')}. Is the server up?"
+        ) from error
+    answer: dict[str, Any] = response.json()
+    log.info("model server %s reloaded: %s", url, answer)
+    return answer
