@@ -36,7 +36,9 @@ RENDER_INPUTS = ("k8s", "config", "observability")
 DEPLOY_TIME_FILES = ("secrets.env", "eks.env")
 # Example values for offline rendering of the eks overlay (the real ones come from the EKS tooling).
 EKS_SAMPLE_SETTINGS = {
+    # one role per IRSA ServiceAccount (airflow, mlflow), as in platform/eks/cluster.yaml
     "IRSA_ROLE_ARN": "arn:aws:iam::000000000000:role/airflow-on-k8s-offline-render",
+    "IRSA_MLFLOW_ROLE_ARN": "arn:aws:iam::000000000000:role/mlflow-on-k8s-offline-render",
     "DAGS_GIT_REPO": "https://example.invalid/airflow-on-k8s.git",
     "DAGS_GIT_REF": "v0.0.0-offline-render",
     "INGRESS_HOST": "airflow-on-k8s.example.invalid",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from eks_fakes import REPO
+from eks_fakes import KUBECTL, REPO
 
 from stackctl.eks.cluster import (
     TEMPLATE_VARIABLES,
@@ -21,6 +21,9 @@ from stackctl.eks.cluster import (
     render_cluster_config,
     template_variables,
 )
+from stackctl.eks.inputs import DeployInputs, eks_settings, fresh_secrets
+from stackctl.eks.render import parse_objects, render
+from stackctl.k8s.commands import run_command
 
 BASE = REPO / "platform" / "k8s" / "base"
 
@@ -81,6 +84,41 @@ def test_irsa_service_accounts_exist_in_the_manifests(cluster: dict[str, Any]) -
     for account in cluster["iam"]["serviceAccounts"]:
         assert account["metadata"]["name"] in manifest_accounts
         assert account["metadata"]["namespace"] in namespaces
+
+
+def test_rendered_irsa_accounts_carry_their_own_cluster_yaml_role(cluster: dict[str, Any]) -> None:
+    """The eks overlay rendered with what `deploy-eks --apply` writes into eks.env: every
+    ServiceAccount of iam.serviceAccounts (same name and namespace) is annotated with ITS role
+    (an IRSA role trusts exactly one ServiceAccount), and no other account has a role."""
+    spec = load_cluster_spec(REPO)
+    settings, _ = eks_settings(
+        REPO,
+        spec,
+        account_id="111122223333",
+        release="v1.0.0",
+        dags_git_repo="https://example.invalid/repo.git",
+        ingress_host="mlops.example.invalid",
+        dry_run=False,
+    )
+    inputs = DeployInputs({"eks.env": settings, "secrets.env": fresh_secrets(REPO)})
+    overlay = REPO / "platform" / "k8s" / "overlays" / "eks"
+    manifest = render(
+        overlay, None, kubectl=KUBECTL, runner=run_command, inputs=inputs, repo_root=REPO
+    )
+    roles = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]): o["metadata"]["annotations"].get(
+            "eks.amazonaws.com/role-arn"
+        )
+        for o in parse_objects(manifest)
+        if o["kind"] == "ServiceAccount" and (o["metadata"].get("annotations") or {})
+    }
+    expected = {
+        (sa["metadata"]["namespace"], sa["metadata"]["name"]): spec.irsa_role_arn(
+            sa["metadata"]["name"], "111122223333"
+        )
+        for sa in cluster["iam"]["serviceAccounts"]
+    }
+    assert {key: role for key, role in roles.items() if role} == expected
 
 
 def test_irsa_role_of_the_airflow_account_is_what_deploy_eks_passes_in() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+import string
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import kubernetes_validate
+import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 K8S_DIR = REPO / "platform" / "k8s"
@@ -66,3 +68,18 @@ def schema_errors(objects: list[dict[str, Any]], version: str) -> list[str]:
         except kubernetes_validate.SchemaNotFoundError as error:
             errors.append(f"{name}: {error.message}")
     return errors
+
+
+def render_task_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the scheduler's render-pod-template init container writes, done here in Python."""
+    scheduler = find(objects, "Deployment", "airflow-scheduler")
+    init = next(
+        c
+        for c in scheduler["spec"]["template"]["spec"]["initContainers"]
+        if c["name"] == "render-pod-template"
+    )
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    template = find(objects, "ConfigMap", "airflow-pod-template")["data"]["pod_template.yaml"]
+    pod: dict[str, Any] = yaml.safe_load(string.Template(template).substitute(env))
+    pod["metadata"]["namespace"] = scheduler["metadata"]["namespace"]
+    return pod

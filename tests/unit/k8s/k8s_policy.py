@@ -22,6 +22,19 @@ PROBE_EXEMPT_KINDS = frozenset({"Job", "CronJob"})
 PINNED_THIRD_PARTY = re.compile(r"^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 EXECUTOR_RESOURCES = frozenset({"pods", "pods/log", "events"})
+# The ONE cluster-scoped grant allowed, and only to Prometheus: the kubelets' cAdvisor endpoint
+# (container CPU/memory of the cluster dashboard) is per node and nodes are cluster-scoped, so node
+# discovery (nodes get/list/watch) and reading node metrics (nodes/metrics, or nodes/proxy for the
+# API server's /api/v1/nodes/<node>/proxy/metrics/cadvisor) cannot be granted by a namespaced Role.
+# Read-only, bound to ServiceAccount `prometheus` alone; any other ClusterRole, resource, verb or
+# subject is a violation (Airflow's RBAC stays namespace-scoped).
+PROMETHEUS_CLUSTER_ROLE = "mlops-prometheus-kubelet"
+PROMETHEUS_SERVICE_ACCOUNT = "prometheus"
+PROMETHEUS_NODE_GRANTS: Mapping[str, frozenset[str]] = {
+    "nodes": frozenset({"get", "list", "watch"}),
+    "nodes/metrics": frozenset({"get"}),
+    "nodes/proxy": frozenset({"get"}),
+}
 
 
 def ident(obj: Obj) -> str:
@@ -226,13 +239,112 @@ def check_network_policies(objects: Sequence[Obj]) -> list[str]:
     return violations
 
 
-def check_rbac(objects: Sequence[Obj]) -> list[str]:
-    """Namespace-scoped RBAC only; no wildcards; the executor Role limited to pods/log/events."""
-    violations = [
-        f"{ident(o)}: cluster-scoped RBAC is not allowed (use a namespaced Role)"
+def _prometheus_cluster_role_problems(role: Obj) -> list[str]:
+    problems = []
+    for rule in role.get("rules") or []:
+        if (rule.get("apiGroups") or []) != [""] or rule.get("nonResourceURLs"):
+            problems.append(f"{ident(role)}: Prometheus may only read core-group nodes: {rule}")
+            continue
+        for resource in rule.get("resources") or []:
+            extra = set(rule.get("verbs") or []) - PROMETHEUS_NODE_GRANTS.get(resource, frozenset())
+            if extra:
+                allowed = ", ".join(
+                    f"{r} {'/'.join(sorted(v))}" for r, v in PROMETHEUS_NODE_GRANTS.items()
+                )
+                problems.append(
+                    f"{ident(role)}: grants {sorted(extra)} on {resource}; Prometheus may only "
+                    f"have {allowed}"
+                )
+    return problems
+
+
+def _is_prometheus_cluster_binding(binding: Obj, service_accounts: set[tuple[str, str]]) -> bool:
+    role_ref = binding.get("roleRef") or {}
+    subjects = binding.get("subjects") or []
+    return (
+        role_ref.get("kind") == "ClusterRole"
+        and role_ref.get("name") == PROMETHEUS_CLUSTER_ROLE
+        and bool(subjects)
+        and all(
+            s.get("kind") == "ServiceAccount"
+            and s.get("name") == PROMETHEUS_SERVICE_ACCOUNT
+            and (s.get("namespace"), s.get("name")) in service_accounts
+            for s in subjects
+        )
+    )
+
+
+def check_cluster_rbac(objects: Sequence[Obj]) -> list[str]:
+    """No cluster-scoped RBAC except Prometheus's read-only node access (see PROMETHEUS_*)."""
+    service_accounts = {
+        (_namespace(o), str(o["metadata"]["name"]))
         for o in objects
-        if o.get("kind") in ("ClusterRole", "ClusterRoleBinding")
+        if o.get("kind") == "ServiceAccount"
+    }
+    violations = []
+    for obj in objects:
+        kind, name = obj.get("kind"), obj.get("metadata", {}).get("name")
+        if kind == "ClusterRole" and name == PROMETHEUS_CLUSTER_ROLE:
+            violations += _prometheus_cluster_role_problems(obj)
+        elif kind == "ClusterRoleBinding" and _is_prometheus_cluster_binding(obj, service_accounts):
+            continue
+        elif kind in ("ClusterRole", "ClusterRoleBinding"):
+            violations.append(
+                f"{ident(obj)}: cluster-scoped RBAC is not allowed (use a namespaced Role)"
+            )
+    return violations
+
+
+def _port_matches(entry: Mapping[str, Any], port: int, protocol: str, named: set[str]) -> bool:
+    if entry.get("protocol", "TCP") != protocol:
+        return False
+    wanted = entry.get("port")
+    return wanted is None or wanted == port or (isinstance(wanted, str) and wanted in named)
+
+
+def ingress_allowed(
+    objects: Sequence[Obj], source: Obj, target: Obj, port: int, protocol: str
+) -> bool:
+    """NetworkPolicy semantics: may pods of ``source`` reach ``port``/``protocol`` of the pods of
+    ``target`` (both workloads of one namespace)? Pod-selector peers only (no ipBlock)."""
+    target_labels, source_labels = pod_labels(target), pod_labels(source)
+    # the target's named ports that are this port/protocol (a policy may name the port)
+    named = {
+        str(p["name"])
+        for c in (pod_spec(target) or {}).get("containers") or []
+        for p in c.get("ports") or []
+        if p.get("name") and p["containerPort"] == port and p.get("protocol", "TCP") == protocol
+    }
+    selecting = [
+        p
+        for p in objects
+        if p.get("kind") == "NetworkPolicy"
+        and _namespace(p) == _namespace(target)
+        and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])
+        and selector_matches(p["spec"].get("podSelector") or {}, target_labels)
     ]
+    if not selecting:
+        return True  # a pod no policy selects is not isolated
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress") or []:
+            peers = rule.get("from") or []
+            source_ok = not peers or any(
+                "podSelector" in peer
+                and "namespaceSelector" not in peer
+                and selector_matches(peer["podSelector"], source_labels)
+                for peer in peers
+            )
+            ports = rule.get("ports") or []
+            port_ok = not ports or any(_port_matches(e, port, protocol, named) for e in ports)
+            if source_ok and port_ok:
+                return True
+    return False
+
+
+def check_rbac(objects: Sequence[Obj]) -> list[str]:
+    """Namespace-scoped RBAC (but Prometheus's node access); no wildcards; the executor Role
+    limited to pods/log/events."""
+    violations = check_cluster_rbac(objects)
     for obj in objects:
         if obj.get("kind") == "Role":
             for rule in obj.get("rules") or []:

@@ -156,6 +156,32 @@ def test_cluster_scoped_or_widened_airflow_rbac_is_caught(rendered: dict[str, Ob
     )
 
 
+def test_prometheus_node_access_is_the_only_cluster_rbac_allowed(
+    rendered: dict[str, Objects],
+) -> None:
+    """Prometheus's read-only node access passes (test_overlay_meets_every_policy); widening it,
+    or binding it to anyone else (Airflow above all), is caught and named."""
+
+    def widen(objects: Objects) -> None:
+        role = find(objects, "ClusterRole", "mlops-prometheus-kubelet")
+        role["rules"].append({"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]})
+        role["rules"].append({"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["create"]})
+        binding = find(objects, "ClusterRoleBinding", "mlops-prometheus-kubelet")
+        binding["subjects"].append(
+            {"kind": "ServiceAccount", "name": "airflow-scheduler", "namespace": "mlops"}
+        )
+
+    violations = _violations_after(rendered, widen)
+    role = "ClusterRole/-/mlops-prometheus-kubelet: grants "
+    allowed = "Prometheus may only have nodes get/list/watch, nodes/metrics get, nodes/proxy get"
+    assert violations == [
+        f"{role}['list'] on pods; {allowed}",
+        f"{role}['create'] on nodes/proxy; {allowed}",
+        "ClusterRoleBinding/-/mlops-prometheus-kubelet: cluster-scoped RBAC is not allowed "
+        "(use a namespaced Role)",
+    ]
+
+
 def test_selector_semantics() -> None:
     labels = {"app": "a", "tier": "web"}
     assert k8s_policy.selector_matches({}, labels)

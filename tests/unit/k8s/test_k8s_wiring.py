@@ -4,7 +4,6 @@ the kind NodePorts match nodeports.env, and the Airflow task-pod template render
 from __future__ import annotations
 
 import copy
-import string
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +11,14 @@ from urllib.parse import urlsplit
 import k8s_policy
 import pytest
 import yaml
-from k8s_helpers import K8S_DIR, REPO, find, kubernetes_version, schema_errors
+from k8s_helpers import (
+    K8S_DIR,
+    REPO,
+    find,
+    kubernetes_version,
+    render_task_pod,
+    schema_errors,
+)
 
 Objects = list[dict[str, Any]]
 OVERLAYS = ("kind", "eks")
@@ -190,21 +196,6 @@ def test_services_select_pods_and_name_their_ports(
             assert not isinstance(target, str) or target in container_ports, (
                 f"Service {service['metadata']['name']}: targetPort {target} is no named container port"
             )
-
-
-def render_task_pod(objects: Objects) -> dict[str, Any]:
-    """What the scheduler's render-pod-template init container writes, done here in Python."""
-    scheduler = find(objects, "Deployment", "airflow-scheduler")
-    init = next(
-        c
-        for c in scheduler["spec"]["template"]["spec"]["initContainers"]
-        if c["name"] == "render-pod-template"
-    )
-    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
-    template = find(objects, "ConfigMap", "airflow-pod-template")["data"]["pod_template.yaml"]
-    pod: dict[str, Any] = yaml.safe_load(string.Template(template).substitute(env))
-    pod["metadata"]["namespace"] = scheduler["metadata"]["namespace"]
-    return pod
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import stat
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import yaml
 from kind_helpers import RecordingRunner, ok
 
 from stackctl.k8s import deploy
-from stackctl.k8s.commands import CommandResult, run_command
+from stackctl.k8s.commands import CommandFailedError, CommandResult, run_command
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -106,14 +108,63 @@ def test_kustomize_and_server_side_apply_commands(tmp_path: Path) -> None:
     manifest = tmp_path / "manifests.yaml"
     manifest.write_text(text)
     deploy.apply_manifests(runner, "kubectl", tmp_path / "kc", "kind-aok8s-1", manifest, 120)
-    first, second = runner.calls[1:]
-    prefix = ["kubectl", "--kubeconfig", str(tmp_path / "kc"), "--context", "kind-aok8s-1", "apply",
-              "--server-side", "--field-manager=stackctl", "--force-conflicts", "-f"]  # fmt: skip
+    first, delete_jobs, second = runner.calls[1:]
+    kubectl = ["kubectl", "--kubeconfig", str(tmp_path / "kc"), "--context", "kind-aok8s-1"]
+    prefix = [*kubectl, "apply", "--server-side", "--field-manager=stackctl", "--force-conflicts",
+              "-f"]  # fmt: skip
     assert first[:-1] == prefix
+    # Jobs are immutable: the ones about to be applied are deleted (and waited for) first.
+    assert delete_jobs == [
+        *kubectl, "delete", "job", "migrate", "-n", "mlops", "--ignore-not-found", "--wait=true"
+    ]  # fmt: skip
     assert second[:-1] == prefix
     assert [d["kind"] for d in yaml.safe_load_all(Path(first[-1]).read_text())] == ["Namespace"]
     assert [d["kind"] for d in yaml.safe_load_all(Path(second[-1]).read_text())] == [
         "Deployment",
         "Job",
     ]
-    assert runner.timeouts[1:] == [120, 120]
+    assert runner.timeouts[1:] == [120, 120, 120]
+
+
+def _job(image: str) -> dict[str, object]:
+    container = {"name": "migrate", "image": image}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "airflow-db-migrate", "namespace": "mlops"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+    }
+
+
+@dataclass
+class JobStore:
+    """kubectl against in-memory Jobs with the API server's rule: a Job's template is immutable."""
+
+    jobs: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def __call__(self, args: Sequence[str], **_kwargs: object) -> CommandResult:
+        verb_args = list(args[5:])  # after: kubectl --kubeconfig K --context C
+        if verb_args[:2] == ["delete", "job"]:
+            for name in verb_args[2 : verb_args.index("-n")]:
+                self.jobs.pop(name, None)
+        elif verb_args[0] == "apply":
+            for doc in yaml.safe_load_all(Path(args[-1]).read_text()):
+                name = doc["metadata"]["name"]
+                if doc["kind"] == "Job" and name in self.jobs and self.jobs[name] != doc:
+                    raise CommandFailedError(
+                        list(args),
+                        1,
+                        f'The Job "{name}" is invalid: spec.template: field is immutable',
+                    )
+                if doc["kind"] == "Job":
+                    self.jobs[name] = doc
+        return CommandResult(list(args), 0, "", "")
+
+
+def test_reapplying_a_changed_job_replaces_it(tmp_path: Path) -> None:
+    cluster = JobStore()
+    manifest = tmp_path / "manifests.yaml"
+    for image in ("airflow-on-k8s/airflow:dev", "airflow-on-k8s/airflow:next"):
+        manifest.write_text(yaml.safe_dump(_job(image)))
+        deploy.apply_manifests(cluster, "kubectl", tmp_path / "kc", "kind-x", manifest, 60)
+    assert cluster.jobs["airflow-db-migrate"] == _job("airflow-on-k8s/airflow:next")

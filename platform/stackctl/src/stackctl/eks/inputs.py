@@ -30,9 +30,8 @@ import yaml
 from stackctl.eks.cluster import ClusterSpec
 
 K8S_RENDER = Path("platform") / "k8s" / "render.py"
-# eks.env key -> the ServiceAccount whose IRSA role (platform/eks/cluster.yaml) it names. The overlay
-# reads IRSA_ROLE_ARN for the airflow account; IRSA_MLFLOW_ROLE_ARN is there for the mlflow account
-# (each role trusts exactly one ServiceAccount).
+# eks.env key -> the ServiceAccount whose IRSA role (platform/eks/cluster.yaml) it names; the overlay
+# annotates each account with its own key (each role trusts exactly one ServiceAccount).
 IRSA_ROLE_KEYS = {"IRSA_ROLE_ARN": "airflow", "IRSA_MLFLOW_ROLE_ARN": "mlflow"}
 SECRET_PREFIX = "stack-secrets"
 # Environment variables that supply the settings a release cannot derive (set in the release
@@ -101,7 +100,6 @@ def eks_settings(
             + "; ".join(f"{key} (from {sources[key]})" for key in missing)
         )
     samples: Mapping[str, str] = k8s_render(repo_root).EKS_SAMPLE_SETTINGS
-    samples = {"IRSA_MLFLOW_ROLE_ARN": samples["IRSA_ROLE_ARN"], **samples}
     settings = {key: value or samples[key] for key, value in known.items()}
     notes = [
         f"{key} is a sample value ({settings[key]}); set it with {sources[key]}" for key in missing

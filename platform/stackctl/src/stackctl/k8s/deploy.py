@@ -118,15 +118,43 @@ def apply_args(kubectl: str, kubeconfig: Path, context: str, manifest: Path) -> 
     ]  # fmt: skip
 
 
+def delete_jobs_args(
+    kubectl: str, kubeconfig: Path, context: str, namespace: str, names: Sequence[str]
+) -> list[str]:
+    """Delete these Jobs (if present) and wait until they are gone."""
+    return [
+        kubectl, "--kubeconfig", str(kubeconfig), "--context", context,
+        "delete", "job", *names, "-n", namespace, "--ignore-not-found", "--wait=true",
+    ]  # fmt: skip
+
+
+def _jobs_by_namespace(docs: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    jobs: dict[str, list[str]] = {}
+    for doc in docs:
+        if doc.get("kind") == "Job":
+            metadata = doc.get("metadata", {})
+            jobs.setdefault(str(metadata.get("namespace", "default")), []).append(
+                str(metadata["name"])
+            )
+    return jobs
+
+
 def apply_manifests(
     runner: Runner, kubectl: str, kubeconfig: Path, context: str, manifest: Path, timeout: float
 ) -> str:
-    """Apply the rendered manifests; Namespaces and CRDs first so the rest can land."""
+    """Apply the rendered manifests; Namespaces and CRDs first so the rest can land. A Job's pod
+    template is immutable, so re-applying a changed one onto a cluster that still has it fails:
+    the stack's Jobs are idempotent one-shot tasks (migration, bucket provisioning), so they are
+    deleted first and run again (a no-op on a fresh cluster)."""
     first, rest = _split_first(parse_manifests(manifest.read_text()))
     output = []
     for part, docs in (("00-cluster-scoped", first), ("10-resources", rest)):
         if not docs:
             continue
+        for namespace, names in _jobs_by_namespace(docs).items():
+            runner(
+                delete_jobs_args(kubectl, kubeconfig, context, namespace, names), timeout=timeout
+            )
         path = manifest.with_name(f"{manifest.stem}.{part}.yaml")
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
         result = runner(apply_args(kubectl, kubeconfig, context, path), timeout=timeout)
