@@ -10,6 +10,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import dag, task
+from mlops_common.dag_defaults import default_args
 from mlops_common.resources import pod_resources
 
 DOC_MD = """
@@ -27,14 +28,7 @@ PSI reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 significant shift. The figu
 Grafana model dashboard and the drift alert rules (metric names are fixed by the team contract).
 """
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "mlops",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=5),
-    "execution_timeout": timedelta(minutes=20),
-}
+DEFAULT_ARGS = default_args(execution_timeout=timedelta(minutes=20))
 
 
 @dag(

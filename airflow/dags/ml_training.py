@@ -11,6 +11,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
+from mlops_common.dag_defaults import default_args
 from mlops_common.resources import pod_resources
 
 DOC_MD = """
@@ -41,14 +42,7 @@ features file is content-addressed, training reuses the identical MLflow run and
 returns the identical version. `build_features` and `train` carry KubernetesExecutor pod resources.
 """
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "mlops",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=5),
-    "execution_timeout": timedelta(minutes=30),
-}
+DEFAULT_ARGS = default_args(execution_timeout=timedelta(minutes=30))
 
 
 @dag(

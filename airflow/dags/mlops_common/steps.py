@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUN_CLAIMS_FOLDER = "_airflow_runs"
-FEATURES_URI_TAG = "features_uri"
-MODEL_LOGGED_TAG = "model_logged"
-MODEL_URI_TAG = "model_uri"
 RELOAD_TIMEOUT_SECONDS = 60.0
 
 
@@ -170,120 +167,38 @@ def _batch_count(settings: Settings, storage: Storage) -> int:
     return len(storage.list_uris(settings.s3_uri(settings.s3_prefix_validated), ".parquet"))
 
 
-def _mlflow(settings: Settings) -> Any:
-    from mlpipe.registry import mlflow_client
-
-    return mlflow_client(settings)
-
-
-def _experiment_id(client: Any, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    return str(experiment.experiment_id if experiment else client.create_experiment(name))
-
-
-def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{p}=={version(p)}" for p in ("scikit-learn", "skops", "numpy", "pandas", "scipy")]
-
-
-def _finished_run_with(
-    client: Any, experiment_id: str, fingerprint: str, params_fp: str
-) -> str | None:
-    """An earlier complete training run on the same data with the same params (idempotency)."""
-    from mlpipe.registry import TAG_DATASET, TAG_PARAMS
-
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.{TAG_DATASET} = '{fingerprint}' and tags.{TAG_PARAMS} = '{params_fp}' "
-            f"and tags.{MODEL_LOGGED_TAG} = 'true' and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time ASC"],
-        max_results=1,
-    )
-    return str(runs[0].info.run_id) if runs else None
-
-
 def train(features: Mapping[str, Any], model_params: Mapping[str, Any], airflow_run_id: str) -> str:
     """Fit on the features table and log run + model to MLflow; reuse an identical earlier run."""
-    import mlflow
-    from mlflow.models import infer_signature
+    from dataclasses import replace
 
-    from mlpipe.features import feature_frame
-    from mlpipe.registry import MODEL_ARTIFACT, SKOPS_TRUSTED_TYPES, TAG_DATASET, TAG_PARAMS
+    from mlpipe.monitoring import FEATURES_URI_TAG
+    from mlpipe.registry import find_logged_run, log_training_run
     from mlpipe.train import params_fingerprint, resolve_model_params, train_model
 
     settings, storage = _context()
     with fail_fast_on_bad_input():
         params = resolve_model_params(model_params)
-    params_fp = params_fingerprint(params)
     fingerprint = str(features["dataset_fingerprint"])
-    client = _mlflow(settings)
-    experiment_id = _experiment_id(client, settings.mlflow_experiment)
-    existing = _finished_run_with(client, experiment_id, fingerprint, params_fp)
+    existing = find_logged_run(settings, fingerprint, params_fingerprint(params))
     if existing is not None:
-        log.info("reusing MLflow run %s (same data %s and params)", existing, fingerprint[:16])
-        return existing
+        log.info(
+            "reusing MLflow run %s (same data %s and params)", existing.run_id, fingerprint[:16]
+        )
+        return existing.run_id
     table = storage.read_parquet(str(features["features_uri"]))
     with fail_fast_on_bad_input():
         trained = train_model(table, params)
-    example = feature_frame(trained.test).head(5)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.set_tags(
-            {
-                TAG_DATASET: fingerprint,
-                TAG_PARAMS: params_fp,
-                "airflow_run_id": airflow_run_id,
-                FEATURES_URI_TAG: str(features["features_uri"]),
-            }
-        )
-        mlflow.log_params({**params, TAG_PARAMS: params_fp})
-        mlflow.log_metrics(
-            {
-                "fit_seconds": trained.fit_seconds,
-                "n_train": float(len(trained.train)),
-                "n_test": float(len(trained.test)),
-            }
-        )
-        logged = mlflow.sklearn.log_model(
-            trained.model,
-            name=MODEL_ARTIFACT,
-            signature=infer_signature(example, trained.model.predict(example)),
-            input_example=example,
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pip_requirements=_pip_requirements(),
-        )
-        # MLflow 3 stores the model as a LoggedModel (models:/m-...), not under the run's artifacts.
-        mlflow.set_tag(MODEL_URI_TAG, logged.model_uri)
-        # Set last: only a run whose model is fully logged is ever reused.
-        mlflow.set_tag(MODEL_LOGGED_TAG, "true")
+    # Tag the run with the fingerprint build_features computed: the one the reuse lookup searches.
+    trained = replace(trained, fingerprint=fingerprint)
+    tags = {"airflow_run_id": airflow_run_id, FEATURES_URI_TAG: str(features["features_uri"])}
+    logged = log_training_run(settings, trained, tags=tags)
     log.info(
         "trained on %d rows in %.1f s: MLflow run %s",
         len(table),
         trained.fit_seconds,
-        run.info.run_id,
+        logged.run_id,
     )
-    return str(run.info.run_id)
-
-
-def _load_logged_model(model_uri: str) -> Any:
-    """A logged model, loaded with skops and mlpipe's trusted-type list (no pickle)."""
-    import tempfile
-    from pathlib import Path
-
-    import mlflow
-    import skops.io
-
-    from mlpipe.registry import SKOPS_TRUSTED_TYPES
-
-    with tempfile.TemporaryDirectory(prefix="ml-training-") as folder:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
-        files = sorted(Path(local).rglob("*.skops"))
-        if not files:
-            raise RuntimeError(f"{model_uri} has no .skops model file")
-        return skops.io.load(files[0], trusted=SKOPS_TRUSTED_TYPES)
+    return logged.run_id
 
 
 def _test_split(storage: Storage, features_uri: str) -> tuple[Any, Any]:
@@ -292,29 +207,25 @@ def _test_split(storage: Storage, features_uri: str) -> tuple[Any, Any]:
     return split_train_test(storage.read_parquet(features_uri))
 
 
+def _run_tags(settings: Settings, mlflow_run_id: str) -> dict[str, str]:
+    from mlpipe.registry import mlflow_client
+
+    return dict(mlflow_client(settings).get_run(mlflow_run_id).data.tags)
+
+
 def evaluate(mlflow_run_id: str) -> dict[str, Any]:
     """Score the *logged* model (proves the artifact loads) and the baseline on held-out rows."""
-    import mlflow
-
     from mlpipe.evaluate import evaluate as evaluate_model
+    from mlpipe.monitoring import FEATURES_URI_TAG
+    from mlpipe.registry import MODEL_URI_TAG, load_model, log_evaluation
 
     settings, storage = _context()
-    client = _mlflow(settings)
-    run = client.get_run(mlflow_run_id)
-    features = run.data.tags[FEATURES_URI_TAG]
+    tags = _run_tags(settings, mlflow_run_id)
+    features = tags[FEATURES_URI_TAG]
     train_rows, test_rows = _test_split(storage, features)
-    model = _load_logged_model(run.data.tags[MODEL_URI_TAG])
+    model = load_model(settings, tags[MODEL_URI_TAG])
     evaluation = evaluate_model(model, train_rows, test_rows)
-    metrics = {
-        "rmse": evaluation.model.rmse,
-        "mae": evaluation.model.mae,
-        "r2": evaluation.model.r2,
-        "baseline_rmse": evaluation.baseline.rmse,
-        "baseline_mae": evaluation.baseline.mae,
-        "baseline_r2": evaluation.baseline.r2,
-    }
-    with mlflow.start_run(run_id=mlflow_run_id):
-        mlflow.log_metrics(metrics)
+    metrics = log_evaluation(settings, mlflow_run_id, evaluation)
     log.info(
         "run %s: RMSE %.1f (baseline %.1f, %.0f%% better), MAE %.1f, R^2 %.4f",
         mlflow_run_id,
@@ -329,40 +240,28 @@ def evaluate(mlflow_run_id: str) -> dict[str, Any]:
 
 def register(mlflow_run_id: str) -> dict[str, Any]:
     """Register the run's model as MODEL_NAME (or find the identical version) and set @challenger."""
-    import mlflow
-
-    from mlpipe.registry import TAG_DATASET, TAG_PARAMS, find_version
+    from mlpipe.monitoring import FEATURES_URI_TAG
+    from mlpipe.registry import register_run
 
     settings, _ = _context()
-    client = _mlflow(settings)
-    run = client.get_run(mlflow_run_id)
-    tags = run.data.tags
-    if "rmse" not in run.data.metrics:
-        raise RuntimeError(
-            f"run {mlflow_run_id} has no rmse metric: evaluate it before registering"
+    registered = register_run(settings, mlflow_run_id)
+    if registered.created:
+        log.info(
+            "registered run %s as %s version %s",
+            mlflow_run_id,
+            settings.model_name,
+            registered.version,
         )
-    version_tags = {
-        TAG_DATASET: tags[TAG_DATASET],
-        TAG_PARAMS: tags[TAG_PARAMS],
-        "airflow_run_id": tags.get("airflow_run_id", ""),
-        FEATURES_URI_TAG: tags[FEATURES_URI_TAG],
-    }
-    existing = find_version(client, settings.model_name, tags[TAG_DATASET], tags[TAG_PARAMS])
-    if existing is not None:
-        version, created = str(existing.version), False
-        log.info("identical model already registered as version %s; not registering again", version)
     else:
-        registered = mlflow.register_model(
-            tags[MODEL_URI_TAG], settings.model_name, tags=version_tags
+        log.info(
+            "identical model already registered as version %s; not registering again",
+            registered.version,
         )
-        version, created = str(registered.version), True
-        log.info("registered run %s as %s version %s", mlflow_run_id, settings.model_name, version)
-    client.set_registered_model_alias(settings.model_name, settings.challenger_alias, version)
     return {
-        "version": version,
-        "created": created,
+        "version": registered.version,
+        "created": registered.created,
         "mlflow_run_id": mlflow_run_id,
-        "features_uri": tags[FEATURES_URI_TAG],
+        "features_uri": _run_tags(settings, mlflow_run_id)[FEATURES_URI_TAG],
     }
 
 

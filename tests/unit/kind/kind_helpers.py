@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from stackctl.k8s.commands import CommandFailedError, CommandResult
+from stackctl.k8s.commands import CommandResult, checked
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -45,11 +45,10 @@ class RecordingRunner:
                 break
         if isinstance(answer, Exception):
             raise answer
-        if check and answer.returncode != 0:
-            raise CommandFailedError(argv, answer.returncode, answer.stdout + answer.stderr)
+        result = checked(replace(answer, args=argv), check=check)
         if stdout_path is not None:
-            stdout_path.write_text(answer.stdout)
-        return answer
+            stdout_path.write_text(result.stdout)
+        return result
 
     def ran(self, *prefix: str) -> list[list[str]]:
         return [c for c in self.calls if tuple(c[: len(prefix)]) == prefix]

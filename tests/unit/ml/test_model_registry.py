@@ -10,7 +10,7 @@ import pytest
 from mlpipe import evaluate, pipeline, registry
 from mlpipe.config import Settings
 from mlpipe.features import feature_frame
-from mlpipe.train import TrainedModel, train_model
+from mlpipe.train import TrainedModel, params_fingerprint, train_model
 
 WEAK = {"max_iter": 3, "learning_rate": 0.05}  # deliberately bad: a few shallow steps
 GOOD = {"max_iter": 150}
@@ -36,6 +36,17 @@ def register(settings: Settings, trained: TrainedModel, **tags: str) -> registry
     return registry.log_and_register(settings, trained, evaluation, tags)
 
 
+def challenge(
+    settings: Settings, incumbent: TrainedModel, challenger: TrainedModel
+) -> tuple[registry.RegisteredVersion, registry.RegisteredVersion, registry.PromotionDecision]:
+    """Register and promote `incumbent`, then register `challenger` and put it through the gate
+    (each model scored on its own held-out rows)."""
+    first = register(settings, incumbent)
+    registry.promote_if_better(settings, first.version, incumbent.test)
+    second = register(settings, challenger)
+    return first, second, registry.promote_if_better(settings, second.version, challenger.test)
+
+
 def champion(settings: Settings) -> str | None:
     info = registry.alias_version(settings, settings.champion_alias)
     return info.version if info else None
@@ -58,10 +69,7 @@ def test_first_model_is_promoted(mlflow_settings: Settings, good: TrainedModel) 
 def test_better_model_is_promoted(
     mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
 ) -> None:
-    first = register(mlflow_settings, weak)
-    registry.promote_if_better(mlflow_settings, first.version, weak.test)
-    second = register(mlflow_settings, good)
-    decision = registry.promote_if_better(mlflow_settings, second.version, good.test)
+    first, second, decision = challenge(mlflow_settings, weak, good)
     assert decision.promoted, decision.reason
     assert decision.champion_version == first.version
     assert decision.champion_rmse is not None
@@ -72,10 +80,7 @@ def test_better_model_is_promoted(
 def test_worse_model_is_never_promoted(
     mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
 ) -> None:
-    first = register(mlflow_settings, good)
-    registry.promote_if_better(mlflow_settings, first.version, good.test)
-    second = register(mlflow_settings, weak)
-    decision = registry.promote_if_better(mlflow_settings, second.version, weak.test)
+    first, second, decision = challenge(mlflow_settings, good, weak)
     assert not decision.promoted
     assert "not at least" in decision.reason
     assert champion(mlflow_settings) == first.version
@@ -88,10 +93,7 @@ def test_worse_model_is_never_promoted(
 def test_champion_is_scored_on_the_challengers_held_out_rows(
     mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
 ) -> None:
-    first = register(mlflow_settings, weak)
-    registry.promote_if_better(mlflow_settings, first.version, weak.test)
-    second = register(mlflow_settings, good)
-    decision = registry.promote_if_better(mlflow_settings, second.version, good.test)
+    _, _, decision = challenge(mlflow_settings, weak, good)
     assert decision.champion_rmse == pytest.approx(evaluate.score(weak.model, good.test).rmse)
     assert decision.challenger_rmse == pytest.approx(evaluate.score(good.model, good.test).rmse)
 
@@ -100,10 +102,7 @@ def test_improvement_below_the_margin_is_not_enough(
     mlflow_settings: Settings, weak: TrainedModel, good: TrainedModel
 ) -> None:
     strict = mlflow_settings.model_copy(update={"promotion_min_relative_improvement": 0.99})
-    first = register(strict, weak)
-    registry.promote_if_better(strict, first.version, weak.test)
-    second = register(strict, good)
-    decision = registry.promote_if_better(strict, second.version, good.test)
+    first, _, decision = challenge(strict, weak, good)
     assert not decision.promoted
     assert champion(strict) == first.version
 
@@ -174,3 +173,37 @@ def test_pipeline_run_training_end_to_end(mlflow_settings: Settings, sample: pd.
     assert weaker.decision is not None
     assert not weaker.decision.promoted
     assert champion(mlflow_settings) == outcome.registered.version
+
+
+def test_run_logged_in_steps_is_evaluated_then_registered_once(
+    mlflow_settings: Settings, good: TrainedModel
+) -> None:
+    """The pieces the ml_training DAG calls one task at a time."""
+    features = "s3://bucket/features/training_x.parquet"
+    logged = registry.log_training_run(mlflow_settings, good, tags={"features_uri": features})
+    params_fp = params_fingerprint(good.params)
+    assert registry.find_logged_run(mlflow_settings, good.fingerprint, params_fp) == logged
+    assert registry.find_logged_run(mlflow_settings, good.fingerprint, "other") is None
+    with pytest.raises(registry.RegistryError, match="evaluate it before registering"):
+        registry.register_run(mlflow_settings, logged.run_id)
+    model = registry.load_model(mlflow_settings, logged.model_uri)
+    evaluation = evaluate.evaluate(model, good.train, good.test)
+    assert registry.log_evaluation(mlflow_settings, logged.run_id, evaluation)["rmse"] == (
+        evaluation.model.rmse
+    )
+    version = registry.register_run(mlflow_settings, logged.run_id)
+    assert version.created
+    assert version.run_id == logged.run_id
+    assert version.rmse == pytest.approx(evaluation.model.rmse)
+    client = registry.mlflow_client(mlflow_settings)
+    assert client.get_model_version(mlflow_settings.model_name, version.version).tags == {
+        registry.TAG_DATASET: good.fingerprint,
+        registry.TAG_PARAMS: params_fp,
+        "features_uri": features,
+    }
+    again = registry.register_run(mlflow_settings, logged.run_id)
+    assert (again.created, again.version) == (False, version.version)
+    assert champion(mlflow_settings) is None
+    challenger = registry.alias_version(mlflow_settings, mlflow_settings.challenger_alias)
+    assert challenger is not None
+    assert challenger.version == version.version

@@ -231,13 +231,18 @@ def _violations(name: str, workflow: Workflow) -> list[str]:
     return [problem for check in checks for problem in check(name, workflow)]
 
 
+def assert_rule_bites(name: str, mutate: Mutation, expected: str) -> None:
+    """`mutate` applied to a copy of workflow `name` is reported with a problem containing
+    `expected`."""
+    workflow = copy.deepcopy(parsed(name))
+    mutate(workflow)
+    problems = _violations(name, workflow)
+    assert any(expected in problem for problem in problems), problems
+
+
 @pytest.mark.parametrize("case", PR_MUTATIONS, ids=str)
 def test_pr_rule_bites(case: str) -> None:
-    mutate, expected = PR_MUTATIONS[case]
-    workflow = copy.deepcopy(parsed("pr.yml"))
-    mutate(workflow)
-    problems = _violations("pr.yml", workflow)
-    assert any(expected in problem for problem in problems), problems
+    assert_rule_bites("pr.yml", *PR_MUTATIONS[case])
 
 
 def _cancel_deploys(workflow: Workflow) -> None:
@@ -292,11 +297,7 @@ RELEASE_MUTATIONS: dict[str, tuple[Mutation, str]] = {
 
 @pytest.mark.parametrize("case", RELEASE_MUTATIONS, ids=str)
 def test_release_rule_bites(case: str) -> None:
-    mutate, expected = RELEASE_MUTATIONS[case]
-    workflow = copy.deepcopy(parsed("release.yml"))
-    mutate(workflow)
-    problems = _violations("release.yml", workflow)
-    assert any(expected in problem for problem in problems), problems
+    assert_rule_bites("release.yml", *RELEASE_MUTATIONS[case])
 
 
 def test_missing_version_comment_is_reported_with_its_line() -> None:

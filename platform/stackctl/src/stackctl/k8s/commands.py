@@ -86,9 +86,15 @@ def run_command(
     except subprocess.TimeoutExpired as exc:
         partial = exc.stdout if isinstance(exc.stdout, str) else ""
         raise CommandFailedError(args, None, partial) from exc
-    if check and proc.returncode != 0:
-        raise CommandFailedError(args, proc.returncode, stdout + proc.stderr)
-    return CommandResult(list(args), proc.returncode, stdout, proc.stderr)
+    return checked(CommandResult(list(args), proc.returncode, stdout, proc.stderr), check=check)
+
+
+def checked(result: CommandResult, *, check: bool) -> CommandResult:
+    """`result`, or CommandFailedError when `check` and the command exited non-zero (test runners
+    use it too, so a fake fails exactly when the real runner would)."""
+    if check and result.returncode != 0:
+        raise CommandFailedError(result.args, result.returncode, result.stdout + result.stderr)
+    return result
 
 
 def require_tool(name: str, *, fix: str) -> str:
