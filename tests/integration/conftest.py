@@ -1,0 +1,278 @@
+"""Integration tier: a real stack on a backend, reached only through its `Endpoints`.
+
+    pytest tests/integration -m integration                       # local backend, started here
+    pytest tests/integration -m integration --backend kind
+    pytest tests/integration -m integration --stack-endpoints .stack/local/endpoints.json
+
+The stack is started LAZILY, by the first test that asks for `endpoints` (tests/integration/
+dags_test/ never does, so it runs without one), and torn down at session end unless
+`--keep-stack` or `--stack-endpoints` (a stack someone else runs is never started or stopped).
+The local backend started here gets its own state folder and free ports, so it never collides
+with a developer's `stackctl up` stack.
+
+The ml_training runs are session fixtures chained in a fixed order, so any selection of tests
+sees the same story: the first champion (default parameters), a deliberately weak model
+(registered, never promoted), then - with the weak model rolled in as champion - the default
+model again on more data (clearly better: promoted).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from stack_clients import AirflowClient, environment, mlflow_environment, s3_client
+from stack_training import (
+    CHAMPION,
+    WEAK_PARAMS,
+    TrainingRun,
+    existing_training,
+    refuse_on_release,
+    say,
+    settle,
+    train,
+)
+
+from stackctl.backend import Backend, Endpoints
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATE_ROOT = REPO_ROOT / ".stack" / "integration"
+BACKENDS = ("local", "kind", "eks")
+# Same table as `stackctl.cli`: the non-local backends are imported only when chosen.
+REMOTE_BACKENDS = {
+    "kind": ("stackctl.k8s.backend", "KindBackend"),
+    "eks": ("stackctl.eks.backend", "EksBackend"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stack", "integration stack")
+    group.addoption(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="backend that brings the stack up for tests/integration (default: local)",
+    )
+    group.addoption(
+        "--stack-endpoints",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="use the running stack described by this endpoints.json; start and stop nothing",
+    )
+    group.addoption(
+        "--keep-stack",
+        action="store_true",
+        default=False,
+        help="leave the stack started by the tests running at the end of the session",
+    )
+
+
+# ------------------------------------------------------------------------------------- backends
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def local_backend(state_dir: Path) -> Any:
+    """The local backend on free ports with a private state folder (no `up` training: the
+    tests trigger every training run themselves)."""
+    from rich.console import Console
+
+    from stackctl.config import Ports, load_config
+    from stackctl.local import LocalBackend, LocalOptions
+    from stackctl.local.paths import StatePaths
+
+    overrides = {Ports.override_variable(name): str(free_port()) for name in Ports.model_fields}
+    config = load_config({**os.environ, **overrides})
+    options = LocalOptions(train=False, budget_scale=2.0)  # 2 shared cores: be patient
+    backend = LocalBackend(config, options, Console(stderr=True))
+    # A private state folder: `.stack/local` belongs to the developer's own stack.
+    backend.paths = StatePaths(state_dir)
+    return backend
+
+
+def remote_backend(name: str) -> Backend:
+    from stackctl.config import load_config
+
+    module_name, class_name = REMOTE_BACKENDS[name]
+    try:
+        backend_class: Any = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        pytest.fail(f"The {name} backend is not available ({module_name}.{class_name}: {error}).")
+    takes_config = "config" in inspect.signature(backend_class).parameters
+    backend: Backend = backend_class(load_config()) if takes_config else backend_class()
+    return backend
+
+
+@dataclass
+class Stack:
+    """The stack under test; `backend` is None when it is managed elsewhere (--stack-endpoints)."""
+
+    endpoints: Endpoints
+    backend_name: str
+    backend: Backend | None
+    stopped: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def managed(self) -> bool:
+        return self.backend is not None
+
+    def local(self) -> Any:
+        """The LocalBackend started by this session, or skip (with the reason) if there is none."""
+        if self.backend_name != "local":
+            pytest.skip(f"needs the local backend's processes (this run uses {self.backend_name})")
+        if self.backend is None:
+            pytest.skip("the stack came from --stack-endpoints: its processes are not ours")
+        return self.backend
+
+    def stop(self) -> None:
+        if self.backend is not None and not self.stopped:
+            self.backend.down(purge=False)
+            self.stopped = True
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Started on first use, stopped at session end (unless --keep-stack / --stack-endpoints)."""
+    config = request.config
+    backend_name: str = config.getoption("--backend")
+    given: Path | None = config.getoption("--stack-endpoints")
+    if given is not None:
+        endpoints = Endpoints.load(given)
+        say(config, f"using the running {endpoints.backend} stack of {given}")
+        yield Stack(endpoints, endpoints.backend, None)
+        return
+
+    state_dir = STATE_ROOT / backend_name
+    if backend_name == "local":
+        backend = local_backend(state_dir)
+        backend.down(purge=True)  # leftovers of an interrupted session: start clean
+    else:
+        backend = remote_backend(backend_name)
+    started = time.monotonic()
+    try:
+        endpoints = backend.up()
+    except BaseException:
+        index = backend.collect_logs(STATE_ROOT / f"{backend_name}-logs")
+        say(config, f"`up` failed; logs collected in {index}")
+        backend.down(purge=False)
+        raise
+    up_seconds = time.monotonic() - started
+    say(config, f"{backend_name} stack up in {up_seconds:.0f}s")
+    running = Stack(endpoints, backend_name, backend, timings={"up": up_seconds})
+    yield running
+    index = backend.collect_logs(STATE_ROOT / f"{backend_name}-logs")
+    say(config, f"stack logs collected in {index}")
+    if config.getoption("--keep-stack"):
+        endpoints_file = STATE_ROOT / f"{backend_name}-endpoints.json"
+        endpoints.dump(endpoints_file)
+        say(config, f"--keep-stack: left running; reuse with --stack-endpoints {endpoints_file}")
+        return
+    started = time.monotonic()
+    running.stop()
+    say(config, f"stack down in {time.monotonic() - started:.0f}s")
+
+
+@pytest.fixture(scope="session")
+def endpoints(stack: Stack) -> Endpoints:
+    return stack.endpoints
+
+
+# -------------------------------------------------------------------------------------- clients
+
+
+@pytest.fixture(scope="session")
+def airflow(endpoints: Endpoints) -> Iterator[AirflowClient]:
+    client = AirflowClient(
+        endpoints.airflow_url,
+        endpoints.airflow_username,
+        endpoints.airflow_password.get_secret_value(),
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def s3(endpoints: Endpoints) -> Any:
+    return s3_client(endpoints)
+
+
+@pytest.fixture(scope="session")
+def mlflow_env(endpoints: Endpoints) -> Iterator[None]:
+    """MLflow's client reads its server and S3 settings from the environment."""
+    with environment(mlflow_environment(endpoints)):
+        yield
+
+
+@pytest.fixture(scope="session")
+def registry(endpoints: Endpoints, mlflow_env: None) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=endpoints.mlflow_url, registry_uri=endpoints.mlflow_url)
+
+
+@pytest.fixture(scope="session")
+def model_server(endpoints: Endpoints) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=endpoints.model_server_url, timeout=30) as client:
+        yield client
+
+
+# ---------------------------------------------------------------------------- training runs
+
+
+@pytest.fixture(scope="session")
+def first_training(
+    airflow: AirflowClient, registry: Any, endpoints: Endpoints, request: pytest.FixtureRequest
+) -> TrainingRun:
+    """The run that made the current champion: on a fresh stack the catch-up run that unpausing
+    ml_training schedules, else one triggered here with the default parameters."""
+    settle(airflow)
+    existing = existing_training(airflow, registry, endpoints)
+    if existing is not None:
+        say(
+            request.config,
+            f"reusing ml_training run {existing.run.run_id} (champion v{existing.version})",
+        )
+        return existing
+    return train(airflow, registry, endpoints, {}, request.config)
+
+
+@pytest.fixture(scope="session")
+def weak_training(
+    first_training: TrainingRun,
+    airflow: AirflowClient,
+    registry: Any,
+    endpoints: Endpoints,
+    request: pytest.FixtureRequest,
+) -> TrainingRun:
+    """A deliberately weak model on one more batch: must be registered but never promoted."""
+    return train(airflow, registry, endpoints, {"model_params": WEAK_PARAMS}, request.config)
+
+
+@pytest.fixture(scope="session")
+def better_training(
+    weak_training: TrainingRun,
+    airflow: AirflowClient,
+    registry: Any,
+    endpoints: Endpoints,
+    request: pytest.FixtureRequest,
+) -> TrainingRun:
+    """The default model trained against a weak incumbent: the champion is first rolled back to
+    the weak version (as an operator could), so "clearly better" holds on any stack."""
+    refuse_on_release(endpoints, "will not roll the champion back to a weak model")
+    registry.set_registered_model_alias(endpoints.model_name, CHAMPION, weak_training.version)
+    return train(airflow, registry, endpoints, {}, request.config)

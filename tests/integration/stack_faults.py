@@ -1,0 +1,58 @@
+"""Fault injection on the local backend: SIGKILL one service's processes (found through the
+backend's pid records) and bring it back up through the backend's own component."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+import psutil
+
+
+class LocalFaults:
+    """Kill and restart components of a running `stackctl.local.LocalBackend`."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def records(self, component: str) -> list[Any]:
+        records = [r for r in self.backend.supervisor().records() if r.component == component]
+        assert records, f"the local stack has no running {component!r} process"
+        return records
+
+    def processes(self, component: str) -> list[psutil.Process]:
+        """Every live process of `component`: the recorded leaders and their marked descendants."""
+        from stackctl.local.supervisor import leader, marked_processes
+
+        found: dict[int, psutil.Process] = {}
+        for record in self.records(component):
+            lead = leader(record)
+            for proc in [lead, *marked_processes(record)] if lead else marked_processes(record):
+                found[proc.pid] = proc
+        return list(found.values())
+
+    def kill(self, component: str) -> list[int]:
+        """SIGKILL (no clean shutdown: a crash) every process of `component`; their pids."""
+        procs = self.processes(component)
+        assert procs, f"{component} is not running"
+        for record in self.records(component):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(record.pid, signal.SIGKILL)
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        assert not alive, f"{component} survived SIGKILL: {alive}"
+        return sorted(proc.pid for proc in procs)
+
+    def restart(self, component: str) -> float:
+        """Start `component` again the way `up` does and wait until it is ready; seconds taken."""
+        started = time.monotonic()
+        ctx = self.backend.context()
+        matches = [c for c in self.backend.components(ctx) if c.name == component]
+        assert matches, f"the local backend has no component {component!r}"
+        matches[0].bring_up(ctx, lambda _message: None)
+        return time.monotonic() - started

@@ -1,0 +1,46 @@
+"""Fixtures for the model-server tests (helpers live in serve_registry.py)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from serve_registry import Registry, diamonds_slice, register_version
+
+
+@pytest.fixture(scope="session")
+def frame() -> pd.DataFrame:
+    return diamonds_slice()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Iterator[Registry]:
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # An explicit artifact location: the default (./mlruns) would litter the working tree.
+    experiment = client.create_experiment(
+        "serve-tests", artifact_location=(root / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = register_version(client, frame, max_iter=20)
+        second = register_version(client, frame, max_iter=60)
+    registry = Registry(uri=uri, client=client, versions=(first, second))
+    registry.point_champion_at(first)
+    yield registry
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture
+def champion_v1(registry: Registry) -> Registry:
+    """The registry with `champion` on version 1 (tests that move it get it reset)."""
+    registry.point_champion_at(registry.versions[0])
+    return registry
