@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """Unit tier: ml code/data/model tests, DAG integrity, manifests, dashboards, workflows."""
-    install(session, groups=("test", "airflow", "k8s", "load"))
+    install(session, groups=("test", "airflow", "k8s", "load", "lint"))  # lint: ruff AIR check
     session.run("pytest", "tests/unit", *session.posargs)
     session.notify("manifests")  # checkov needs its own venv (its pins conflict with Airflow's)
 

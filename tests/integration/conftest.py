@@ -30,12 +30,13 @@ from typing import Any
 
 import httpx
 import pytest
-from stack_clients import AirflowClient, environment, mlflow_environment, s3_client
+from stack_clients import AirflowClient, DagRun, environment, mlflow_environment, s3_client
 from stack_training import (
     CHAMPION,
     WEAK_PARAMS,
     TrainingRun,
     existing_training,
+    monitor,
     refuse_on_release,
     say,
     settle,
@@ -249,6 +250,14 @@ def first_training(
         )
         return existing
     return train(airflow, registry, endpoints, {}, request.config)
+
+
+@pytest.fixture(scope="session")
+def monitoring_run(
+    first_training: TrainingRun, airflow: AirflowClient, request: pytest.FixtureRequest
+) -> DagRun:
+    """ml_monitoring run once the first champion exists: publishes its quality/drift figures."""
+    return monitor(airflow, request.config)
 
 
 @pytest.fixture(scope="session")

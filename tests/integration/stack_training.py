@@ -161,3 +161,17 @@ def existing_training(
         return None
     run = airflow.wait_for_run(TRAINING_DAG, run_id, timeout=30)
     return TrainingRun(run, dict(latest.get("conf") or {}), champion, None, champion)
+
+
+MONITORING_DAG = "ml_monitoring"
+
+
+def monitor(airflow: AirflowClient, config: pytest.Config) -> DagRun:
+    """A successful ml_monitoring run (scores the newest validated batch with the champion), or
+    a failure showing task states and logs."""
+    airflow.wait_for_dag(MONITORING_DAG, timeout=DAG_PARSE_TIMEOUT_SECONDS)
+    run_id = airflow.trigger(MONITORING_DAG)
+    run = airflow.wait_for_run(MONITORING_DAG, run_id, timeout=RUN_TIMEOUT_SECONDS)
+    assert run.state == "success", airflow.explain(run)
+    say(config, f"ml_monitoring: {run.state} in {run.seconds:.0f}s")
+    return run

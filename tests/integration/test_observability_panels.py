@@ -91,7 +91,11 @@ def prometheus(endpoints: Endpoints) -> Any:
 
 @pytest.fixture(scope="module")
 def panel_traffic(
-    prometheus: httpx.Client, endpoints: Endpoints, first_training: Any, s3: Any
+    prometheus: httpx.Client,
+    endpoints: Endpoints,
+    first_training: Any,
+    monitoring_run: Any,
+    s3: Any,
 ) -> None:
     """Traffic of every kind the panels count, then wait until Prometheus has scraped it."""
     with httpx.Client(base_url=endpoints.model_server_url, timeout=30) as server:
