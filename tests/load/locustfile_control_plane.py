@@ -12,6 +12,7 @@ from locust import FastHttpUser, between, task
 # Triggering runs real training work; a load run may start at most this many DAG runs.
 MAX_TRIGGERS = int(os.environ.get("LOAD_MAX_TRIGGERS", "1"))
 TRIGGER_DAG = os.environ.get("LOAD_TRIGGER_DAG", "ml_monitoring")
+MLFLOW_URL = os.environ.get("MLFLOW_URL", "").rstrip("/")
 _triggers = {"count": 0}
 _triggers_lock = threading.Lock()
 
@@ -27,7 +28,6 @@ def _claim_trigger() -> bool:
 class AirflowApiClient(FastHttpUser):
     """A dashboard-like client of the Airflow REST API v2 with token auth."""
 
-    host = os.environ.get("AIRFLOW_URL", "")
     wait_time = between(1.0, 2.0)
 
     def on_start(self) -> None:
@@ -67,15 +67,15 @@ class AirflowApiClient(FastHttpUser):
 
 
 class MlflowApiClient(FastHttpUser):
-    """A client searching MLflow runs and registered models."""
+    """A client searching MLflow runs and registered models. Locust's --host (the profile's
+    target, Airflow) applies to every user class, so MLflow is addressed by absolute URL."""
 
-    host = os.environ.get("MLFLOW_URL", "")
     wait_time = between(1.0, 2.0)
 
     @task(2)
     def search_runs(self) -> None:
         self.client.post(
-            "/api/2.0/mlflow/experiments/search",
+            f"{MLFLOW_URL}/api/2.0/mlflow/experiments/search",
             json={"max_results": 10},
             name="mlflow: search experiments",
         )
@@ -83,11 +83,13 @@ class MlflowApiClient(FastHttpUser):
     @task(2)
     def search_models(self) -> None:
         self.client.get(
-            "/api/2.0/mlflow/registered-models/search?max_results=10", name="mlflow: search models"
+            f"{MLFLOW_URL}/api/2.0/mlflow/registered-models/search?max_results=10",
+            name="mlflow: search models",
         )
 
     @task(1)
     def model_versions(self) -> None:
         self.client.get(
-            "/api/2.0/mlflow/model-versions/search?max_results=20", name="mlflow: search versions"
+            f"{MLFLOW_URL}/api/2.0/mlflow/model-versions/search?max_results=20",
+            name="mlflow: search versions",
         )

@@ -32,7 +32,7 @@ LOAD_DIR = REPO_ROOT / "tests" / "load"
 DEFAULT_ENDPOINTS = REPO_ROOT / ".stack" / "local" / "endpoints.json"
 DEFAULT_REPORTS = REPO_ROOT / "reports" / "load"
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # CI logs: no wrapping
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 
 
