@@ -147,23 +147,20 @@ def main() -> None:
     env = {**os.environ, "MODEL_NAME": settings.model_name, "PATH": path, "OMP_NUM_THREADS": "1"}
     ours_port, mlflow_port = free_port(), free_port()
     model_uri = f"models:/{settings.model_name}@champion"
+    # (label, BENCH_FORMAT, port, readiness path, command): the same profile drives each in turn.
+    servers = [
+        ("mlpipe.serve", "ours", ours_port, "/ready",
+         [sys.executable, "-m", "mlpipe.serve", "--port", str(ours_port), "--log-level", "warning"]),
+        ("mlflow models serve", "mlflow", mlflow_port, "/ping",
+         [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port)]),
+    ]  # fmt: skip
     results: dict[str, Summary] = {}
-    ours_cmd = [sys.executable, "-m", "mlpipe.serve", "--port", str(ours_port),
-                "--log-level", "warning"]  # fmt: skip
-    mlflow_cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-                  "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port)]  # fmt: skip
-    with serving("mlpipe.serve", ours_cmd, f"http://127.0.0.1:{ours_port}/ready",
-                 workdir / "ours.log", env):  # fmt: skip
-        results["mlpipe.serve"] = run_profile(
-            bench_profile("bench-ours", args.users, args.duration),
-            f"http://127.0.0.1:{ours_port}", args.out, {"BENCH_FORMAT": "ours"},
-        )  # fmt: skip
-    with serving("mlflow models serve", mlflow_cmd, f"http://127.0.0.1:{mlflow_port}/ping",
-                 workdir / "mlflow.log", env):  # fmt: skip
-        results["mlflow models serve"] = run_profile(
-            bench_profile("bench-mlflow", args.users, args.duration),
-            f"http://127.0.0.1:{mlflow_port}", args.out, {"BENCH_FORMAT": "mlflow"},
-        )  # fmt: skip
+    for label, api, port, ready, command in servers:
+        url = f"http://127.0.0.1:{port}"
+        with serving(label, command, url + ready, workdir / f"{api}.log", env):
+            profile = bench_profile(f"bench-{api}", args.users, args.duration)
+            results[label] = run_profile(profile, url, args.out, {"BENCH_FORMAT": api})
     print_table(results, predict_floor(settings.model_name), args.users)
     console.print(f"Locust reports: {args.out}; server logs and MLflow store: {workdir}")
 

@@ -10,20 +10,15 @@ import os
 import random
 from typing import Any
 
-import gevent
 from locust import FastHttpUser, between, events, task
-from payloads import MALFORMED_PAYLOADS, instances, valid_rows
+from payloads import MALFORMED_PAYLOADS, instances, warm_up
 
 BATCH_SIZE = int(os.environ.get("LOAD_BATCH_SIZE", "32"))
 
 
 @events.init.add_listener
 def load_payloads(**_: Any) -> None:
-    """Read the dataset before users start: blocking I/O inside a task would stall every user."""
-    valid_rows()
-    # libev caches "now"; after a long blocking load it is stale, and Locust's --run-time timer
-    # (scheduled from it) would fire seconds early.
-    gevent.get_hub().loop.update_now()
+    warm_up()
 
 
 class PredictionClient(FastHttpUser):

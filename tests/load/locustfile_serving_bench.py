@@ -10,9 +10,8 @@ import os
 import random
 from typing import Any
 
-import gevent
 from locust import FastHttpUser, events, task
-from payloads import instances, valid_rows
+from payloads import instances, warm_up
 
 FORMAT = os.environ.get("BENCH_FORMAT", "ours")
 PATHS = {"ours": "/predict", "mlflow": "/invocations"}
@@ -23,9 +22,7 @@ if FORMAT not in PATHS:
 
 @events.init.add_listener
 def load_payloads(**_: Any) -> None:
-    """Read the dataset before users start (see locustfile_model_server.py)."""
-    valid_rows()
-    gevent.get_hub().loop.update_now()
+    warm_up()
 
 
 class SingleRowClient(FastHttpUser):

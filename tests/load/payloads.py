@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import gevent
 import pandas as pd
 from pydantic import ValidationError
 
@@ -90,3 +91,12 @@ def valid_rows(limit: int = 5000, seed: int = 7) -> tuple[dict[str, Any], ...]:
 def instances(count: int, rng: random.Random) -> list[dict[str, Any]]:
     """`count` valid diamonds picked at random from the dataset."""
     return rng.sample(valid_rows(), count)
+
+
+def warm_up() -> None:
+    """Read the dataset before users start (a Locust `init` listener): blocking I/O inside a task
+    would stall every user."""
+    valid_rows()
+    # libev caches "now"; after a long blocking load it is stale, and Locust's --run-time timer
+    # (scheduled from it) would fire seconds early.
+    gevent.get_hub().loop.update_now()
