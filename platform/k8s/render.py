@@ -28,6 +28,9 @@ from pathlib import Path
 
 import yaml
 
+from stackcontract.envfile import parse_env_file as read_env_file
+from stackcontract.envfile import write_env_file
+
 K8S_DIR = Path(__file__).resolve().parent
 PLATFORM_DIR = K8S_DIR.parent
 OVERLAYS_DIR = K8S_DIR / "overlays"
@@ -51,23 +54,6 @@ PROJECT_IMAGES = ("airflow-on-k8s/airflow", "airflow-on-k8s/mlflow", "airflow-on
 
 class RenderError(RuntimeError):
     """An overlay could not be rendered (message says what and how to fix it)."""
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Plain ``KEY=value`` lines, comments and blanks ignored (the format of platform/config)."""
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            key, _, value = stripped.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-def write_env_file(path: Path, values: Mapping[str, str]) -> None:
-    """Write ``values`` as an env file readable only by its owner."""
-    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()), encoding="utf-8")
-    path.chmod(0o600)
 
 
 def _token(nbytes: int = 24) -> str:

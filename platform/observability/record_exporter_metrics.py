@@ -136,15 +136,9 @@ def record_seaweedfs(port_base: int, workdir: Path) -> Path:
 
 def _exercise_s3(endpoint: str) -> None:
     """Create a bucket, put and get an object, retrying while the volume server registers."""
-    import boto3  # local: only this recorder needs it
+    from stackcontract.s3 import s3_client
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="any",
-        aws_secret_access_key="any",
-        region_name="us-east-1",
-    )
+    s3 = s3_client(endpoint_url=endpoint, region="us-east-1", access_key="any", secret_key="any")
     deadline = time.monotonic() + 60
     while True:
         try:

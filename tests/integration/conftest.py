@@ -18,8 +18,6 @@ model again on more data (clearly better: promoted).
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 import socket
 import time
@@ -43,16 +41,12 @@ from stack_training import (
     train,
 )
 
-from stackctl.backend import Backend, Endpoints
+from stackcontract.endpoints import Endpoints
+from stackctl.backend import Backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_ROOT = REPO_ROOT / ".stack" / "integration"
 BACKENDS = ("local", "kind", "eks")
-# Same table as `stackctl.cli`: the non-local backends are imported only when chosen.
-REMOTE_BACKENDS = {
-    "kind": ("stackctl.k8s.backend", "KindBackend"),
-    "eks": ("stackctl.eks.backend", "EksBackend"),
-}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,35 +81,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def local_backend(state_dir: Path) -> Any:
-    """The local backend on free ports with a private state folder (no `up` training: the
-    tests trigger every training run themselves)."""
+def make_backend(name: str, state_dir: Path) -> Backend:
+    """The backend `name`, loaded the one way (entry point `stackctl.backends`). The local one
+    runs on free ports with a private state folder (`.stack/local` is the developer's own stack)
+    and without `up`'s training: the tests trigger every training run themselves."""
     from rich.console import Console
 
-    from stackctl.config import Ports, load_config
-    from stackctl.local import LocalBackend, LocalOptions
-    from stackctl.local.paths import StatePaths
+    from stackcontract.settings import Ports, load_config
+    from stackctl.backend import BackendError, load_backend
 
-    overrides = {Ports.override_variable(name): str(free_port()) for name in Ports.model_fields}
-    config = load_config({**os.environ, **overrides})
-    options = LocalOptions(train=False, budget_scale=2.0)  # 2 shared cores: be patient
-    backend = LocalBackend(config, options, Console(stderr=True))
-    # A private state folder: `.stack/local` belongs to the developer's own stack.
-    backend.paths = StatePaths(state_dir)
-    return backend
-
-
-def remote_backend(name: str) -> Backend:
-    from stackctl.config import load_config
-
-    module_name, class_name = REMOTE_BACKENDS[name]
+    environ = dict(os.environ)
+    options: dict[str, Any] = {}
+    if name == "local":
+        environ |= {
+            Ports.override_variable(field): str(free_port()) for field in Ports.model_fields
+        }
+        options = {"train": False, "budget_scale": 2.0}  # 2 shared cores: be patient
     try:
-        backend_class: Any = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        pytest.fail(f"The {name} backend is not available ({module_name}.{class_name}: {error}).")
-    takes_config = "config" in inspect.signature(backend_class).parameters
-    backend: Backend = backend_class(load_config()) if takes_config else backend_class()
-    return backend
+        factory = load_backend(name)
+    except BackendError as error:
+        pytest.fail(str(error))
+    return factory(
+        load_config(environ), state_dir=state_dir, console=Console(stderr=True), options=options
+    )
 
 
 @dataclass
@@ -159,11 +147,9 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         return
 
     state_dir = STATE_ROOT / backend_name
+    backend = make_backend(backend_name, state_dir)
     if backend_name == "local":
-        backend = local_backend(state_dir)
         backend.down(purge=True)  # leftovers of an interrupted session: start clean
-    else:
-        backend = remote_backend(backend_name)
     started = time.monotonic()
     try:
         endpoints = backend.up()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from stack_clients import AirflowClient, DagRun
 
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 TRAINING_DAG = "ml_training"
 RUN_TIMEOUT_SECONDS = 420.0

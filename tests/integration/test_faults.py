@@ -21,7 +21,7 @@ from stack_training import (
     wait_for_idle_dag,
 )
 
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

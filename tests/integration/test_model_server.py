@@ -15,7 +15,7 @@ from stack_clients import poll, prometheus_query
 from stack_training import CHAMPION, TrainingRun
 
 from mlpipe.schema import FEATURE_COLUMNS, DiamondFeatures
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 pytestmark = pytest.mark.integration
 

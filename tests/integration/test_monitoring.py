@@ -11,7 +11,7 @@ from stack_clients import DagRun
 
 from mlpipe.monitoring import MonitoringReport
 from mlpipe.schema import FEATURE_COLUMNS
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 OBSERVABILITY_DIR = Path(__file__).resolve().parents[2] / "platform" / "observability"
 if str(OBSERVABILITY_DIR) not in sys.path:

@@ -13,7 +13,7 @@ from stack_training import CHAMPION, TrainingRun, alias_version, refuse_on_relea
 
 from mlpipe.data import clean_batch
 from mlpipe.schema import ALL_COLUMNS
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 pytestmark = pytest.mark.integration
 

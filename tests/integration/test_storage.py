@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from stack_training import WEAK_PARAMS, TrainingRun
 
 from mlpipe.schema import FEATURE_COLUMNS
 from mlpipe.train import DEFAULT_MODEL_PARAMS
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 pytestmark = pytest.mark.integration
 

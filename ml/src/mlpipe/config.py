@@ -8,7 +8,7 @@ Public API (stable, other engineers import it):
   working directory and from this package to ``platform/config/stack.env``. If no file is found (inside
   a container image) the environment alone must carry every required value; a missing one raises
   ``SettingsError`` naming the variable and the fix.
-- ``find_repo_root() -> Path | None``: the monorepo root (the folder holding ``platform/config``).
+- ``find_repo_root() -> Path | None``: the monorepo root (``stackcontract.repo``), None in an image.
 - ``s3_client(settings)``: a boto3 S3 client for the configured endpoint (path-style addressing and
   "when_required" checksums for non-AWS stores such as SeaweedFS and MinIO).
 - ``compute_threads()``: context manager capping OpenMP/BLAS threads at ``$MLPIPE_THREADS`` (default
@@ -24,9 +24,12 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stackcontract import envfile, repo, s3
+from stackcontract.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -38,7 +41,7 @@ CHECKSUM_ENV: Final = {
 }
 
 
-class SettingsError(RuntimeError):
+class SettingsError(ConfigError):
     """A required setting is missing or malformed."""
 
 
@@ -90,13 +93,8 @@ _OPTIONAL_KEYS: Final = frozenset(
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
-    """Walk up from ``start`` (default: cwd, then this file) to the folder holding stack.env."""
-    starts = [start] if start is not None else [Path.cwd(), Path(__file__).resolve().parent]
-    for origin in starts:
-        for folder in (origin, *origin.parents):
-            if (folder / STACK_ENV_RELATIVE).is_file():
-                return folder
-    return None
+    """The monorepo root (``stackcontract.repo``), or None inside an image."""
+    return repo.locate_repo_root({}, start)
 
 
 def find_stack_env(
@@ -116,25 +114,14 @@ def find_stack_env(
     return root / STACK_ENV_RELATIVE if root is not None else None
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse plain ``KEY=value`` lines (comments and blank lines ignored, no quoting)."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise SettingsError(f"{path}:{number}: expected KEY=value, got {raw!r}")
-        values[key.strip()] = value.strip()
-    return values
-
-
 def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None = None) -> Settings:
     """Build ``Settings`` from ``env`` (default ``os.environ``) over the defaults in stack.env."""
     environ = dict(os.environ if env is None else env)
     stack_env = find_stack_env(config_dir, environ)
-    merged = read_env_file(stack_env) if stack_env is not None else {}
+    try:
+        merged = envfile.parse_env_file(stack_env) if stack_env is not None else {}
+    except envfile.EnvFileError as error:
+        raise SettingsError(str(error)) from None
     merged.update(environ)
     values = {
         name: _optional(merged.get(name.upper()))
@@ -160,28 +147,12 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
 
 
 def s3_client(settings: Settings) -> S3Client:
-    """A boto3 S3 client for ``settings`` (custom endpoint, path-style, relaxed checksums)."""
-    import boto3
-    from botocore.config import Config
-
-    retries: dict[str, Any] = {"max_attempts": 5, "mode": "standard"}
-    config = (
-        Config(retries=retries)  # type: ignore[arg-type]
-        if settings.is_aws
-        else Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries=retries,  # type: ignore[arg-type]
-        )
-    )
-    return boto3.client(
-        "s3",
+    """A boto3 S3 client for ``settings`` (the contract's one factory: ``stackcontract.s3``)."""
+    return s3.s3_client(
         endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key,
-        config=config,
+        region=settings.s3_region,
+        access_key=settings.aws_access_key_id,
+        secret_key=settings.aws_secret_access_key,
     )
 
 

@@ -34,8 +34,9 @@ from mlpipe.data import BATCH_SUFFIX, load_validated
 from mlpipe.features import feature_frame
 from mlpipe.schema import FEATURE_COLUMNS, TARGET
 from mlpipe.storage import Storage, uri_name
+from stackcontract import metrics as metric_names
 
-PUSHGATEWAY_JOB: Final = "ml_monitoring"
+PUSHGATEWAY_JOB: Final = metric_names.MONITORING_PUSHGATEWAY_JOB
 DEFAULT_BINS: Final = 10
 # Floor for a bin share so that an empty bin gives a large but finite PSI instead of infinity.
 MIN_BIN_SHARE: Final = 1e-4
@@ -253,13 +254,21 @@ def metrics_registry(report: MonitoringReport) -> CollectorRegistry:
     registry = CollectorRegistry()
     version = {"model_version": report.model_version}
     for name, value, help_text in (
-        ("ml_monitoring_rmse", report.quality.rmse, "RMSE of the champion on the newest batch"),
-        ("ml_monitoring_mae", report.quality.mae, "MAE of the champion on the newest batch"),
-        ("ml_monitoring_r2", report.quality.r2, "R^2 of the champion on the newest batch"),
+        (
+            metric_names.MONITORING_RMSE,
+            report.quality.rmse,
+            "RMSE of the champion on the newest batch",
+        ),
+        (
+            metric_names.MONITORING_MAE,
+            report.quality.mae,
+            "MAE of the champion on the newest batch",
+        ),
+        (metric_names.MONITORING_R2, report.quality.r2, "R^2 of the champion on the newest batch"),
     ):
         Gauge(name, help_text, ["model_version"], registry=registry).labels(**version).set(value)
     psi = Gauge(
-        "ml_monitoring_feature_psi",
+        metric_names.MONITORING_FEATURE_PSI,
         "PSI of each feature, newest batch vs the training data",
         ["feature"],
         registry=registry,
@@ -267,15 +276,15 @@ def metrics_registry(report: MonitoringReport) -> CollectorRegistry:
     for feature, value in report.feature_psi.items():
         psi.labels(feature=feature).set(value)
     Gauge(
-        "ml_monitoring_prediction_psi",
+        metric_names.MONITORING_PREDICTION_PSI,
         "PSI of the predictions, newest batch vs the training data",
         registry=registry,
     ).set(report.prediction_psi)
-    Gauge("ml_monitoring_rows_scored", "Rows scored in the newest batch", registry=registry).set(
-        report.rows_scored
-    )
     Gauge(
-        "ml_monitoring_last_success_timestamp_seconds",
+        metric_names.MONITORING_ROWS_SCORED, "Rows scored in the newest batch", registry=registry
+    ).set(report.rows_scored)
+    Gauge(
+        metric_names.MONITORING_LAST_SUCCESS,
         "Unix time of the last successful monitoring run",
         registry=registry,
     ).set(report.generated_at)

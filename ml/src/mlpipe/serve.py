@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlpipe.schema import FEATURE_COLUMNS, MAX_BATCH_ROWS, PredictRequest, PredictResponse
+from stackcontract import metrics as metric_names
 
 log = logging.getLogger("mlpipe.serve")
 
@@ -104,37 +105,37 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "model_server_requests_total",
+            metric_names.MODEL_SERVER_REQUESTS,
             "HTTP requests answered, by endpoint, method and status code.",
             ["endpoint", "method", "status"],
             registry=self.registry,
         )
         self.duration = Histogram(
-            "model_server_request_duration_seconds",
+            metric_names.MODEL_SERVER_REQUEST_DURATION,
             "Time to answer an HTTP request, by endpoint.",
             ["endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.predicted_rows = Counter(
-            "model_server_predicted_rows",
+            metric_names.MODEL_SERVER_PREDICTED_ROWS,
             "Rows (diamonds) priced by /predict.",
             registry=self.registry,
         )
         self.invalid_payloads = Counter(
-            "model_server_invalid_payloads",
+            metric_names.MODEL_SERVER_INVALID_PAYLOADS,
             "Requests rejected with 422 because the payload did not match the schema.",
             ["endpoint"],
             registry=self.registry,
         )
         self.model_info = Gauge(
-            "model_server_model_info",
+            metric_names.MODEL_SERVER_MODEL_INFO,
             "The model being served (value is always 1).",
             ["model_name", "model_version", "run_id"],
             registry=self.registry,
         )
         self.reloads = Counter(
-            "model_server_model_reloads",
+            metric_names.MODEL_SERVER_MODEL_RELOADS,
             "Champion reload attempts, by outcome (success, failure, unchanged).",
             ["outcome"],
             registry=self.registry,
@@ -522,7 +523,8 @@ def create_app(
 
 def default_port(environ: Mapping[str, str] | None = None) -> int:
     """MODEL_SERVER_PORT from the environment, else from platform/config/ports.env."""
-    from mlpipe.config import find_repo_root, read_env_file
+    from mlpipe.config import find_repo_root
+    from stackcontract.envfile import parse_env_file as read_env_file
 
     env = os.environ if environ is None else environ
     if env.get("MODEL_SERVER_PORT"):

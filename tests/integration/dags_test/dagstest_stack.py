@@ -122,21 +122,14 @@ class MiniStack:
     timings: dict[str, float] = field(default_factory=dict)
 
     def s3(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        from stackcontract.s3 import s3_client
 
-        return boto3.client(
-            "s3",
+        return s3_client(
             endpoint_url=self.s3_endpoint,
-            region_name=REGION,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            config=Config(
-                s3={"addressing_style": "path"},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"max_attempts": 1},
-            ),
+            region=REGION,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            max_attempts=1,
         )
 
 

@@ -38,7 +38,8 @@ OUTER_VARIABLES = ("AIRFLOW", "MLFLOW_", "S3_", "AWS_", "MODEL_SERVER_URL", "PUS
 
 def airflow_env(stack: MiniStack, home: Path) -> dict[str, str]:
     """Exactly what a backend hands Airflow, and nothing from the developer's own environment."""
-    from mlpipe.config import STACK_ENV_RELATIVE, read_env_file
+    from mlpipe.config import STACK_ENV_RELATIVE
+    from stackcontract.envfile import parse_env_file as read_env_file
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(OUTER_VARIABLES)}
     host, port = stack.mlflow_url.removeprefix("http://").split(":")

@@ -55,16 +55,10 @@ class TaskStack:
 
 
 def s3_client(endpoint: str) -> Any:
-    import boto3
-    from botocore.config import Config
+    from stackcontract.s3 import s3_client as contract_client
 
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(s3={"addressing_style": "path"}),
+    return contract_client(
+        endpoint_url=endpoint, region="us-east-1", access_key=ACCESS_KEY, secret_key=SECRET_KEY
     )
 
 

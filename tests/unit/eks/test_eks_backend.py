@@ -13,6 +13,7 @@ import pytest
 import yaml
 from eks_fakes import REPO, FakeCluster, fake_port_forward_kubectl
 
+from stackcontract.settings import load_config
 from stackctl.eks import release
 from stackctl.eks.backend import EksBackend
 from stackctl.eks.connect import ConnectError
@@ -43,7 +44,7 @@ class _Sts:
 
 def backend(tmp_path: Path, cluster: FakeCluster) -> EksBackend:
     return EksBackend(
-        REPO,
+        load_config({"STACK_REPO_ROOT": str(REPO)}),
         state_dir=tmp_path / "state",
         kubectl=str(fake_port_forward_kubectl(tmp_path)),
         runner=cluster,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kind_helpers import DIGEST, FakeDocker, load_fixture
 
-from stackctl.config import load_config
+from stackcontract.settings import load_config
 from stackctl.k8s import backend as kind_backend
 from stackctl.k8s import preflight
 from stackctl.k8s.commands import CommandResult
@@ -64,8 +64,8 @@ RENDERED = yaml.safe_dump_all(
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    for relative in ("platform/config/stack.env", "platform/config/ports.env",
-                     "platform/kind/versions.env", "platform/kind/cluster.yaml"):  # fmt: skip
+    shutil.copytree(REPO / "platform/config", root / "platform/config")
+    for relative in ("platform/kind/versions.env", "platform/kind/cluster.yaml"):
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / relative, root / relative)
     overlay = root / "platform/k8s/overlays/kind"
@@ -75,9 +75,6 @@ def repo(tmp_path: Path) -> Path:
     )
     (overlay / "nodeports.env").write_text("".join(f"{k}={v}\n" for k, v in NODE_PORTS.items()))
     (root / "platform/k8s/base/airflow").mkdir(parents=True)
-    (root / "platform/k8s/base/airflow/airflow.env").write_text(
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin\n"
-    )
     (root / "platform/k8s/base/app.yaml").write_text(
         yaml.safe_dump({"env": [{"valueFrom": {"secretKeyRef": {"name": "stack-secrets", "key": "AWS_ACCESS_KEY_ID"}}}]})
     )  # fmt: skip
@@ -175,7 +172,7 @@ def make_backend(
     )  # fmt: skip
     return kind_backend.KindBackend(
         config,
-        options,
+        options=options,
         runner=tools,
         probes=probes,
         docker_client=FakeDocker,

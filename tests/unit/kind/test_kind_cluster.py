@@ -14,7 +14,8 @@ import pytest
 import yaml
 from kind_helpers import RecordingRunner, ok
 
-from stackctl.config import load_config, parse_env_file
+from stackcontract.envfile import parse_env_file
+from stackcontract.settings import load_config
 from stackctl.k8s import kind
 from stackctl.k8s.commands import CommandResult
 from stackctl.k8s.versions import load_versions

@@ -79,7 +79,7 @@ def test_collector_writes_every_artifact_and_an_index(tmp_path: Path) -> None:
         kind="kind",
         cluster="aok8s-1",
         airflow=AirflowAccess("http://127.0.0.1:8080", "admin", "pw"),
-        http_client=lambda: httpx.Client(transport=httpx.MockTransport(_airflow)),
+        airflow_transport=httpx.MockTransport(_airflow),
     )
     dest = diagnostics_dir(tmp_path)
     index = collector.collect(dest)

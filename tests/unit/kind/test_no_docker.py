@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.config import load_config
+from stackcontract.settings import load_config
 from stackctl.k8s import dockerprobe
 from stackctl.k8s.backend import KindBackend, KindOptions
 from stackctl.k8s.preflight import PreflightError
@@ -22,7 +22,7 @@ def test_up_raises_a_preflight_error_naming_docker_when_no_daemon_answers(tmp_pa
             "A Docker daemon answers on this machine; this test covers machines without one."
         )
     options = KindOptions(reports_dir=tmp_path / "reports", image_cache=tmp_path / "cache")
-    backend = KindBackend(load_config(environ={}, start=REPO), options)
+    backend = KindBackend(load_config(environ={}, start=REPO), options=options)
     with pytest.raises(PreflightError) as info:
         backend.up()
     message = str(info.value)

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from mlpipe.schema import PredictRequest
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 from stackctl.loadtest import (
     LOAD_DIR,
     Profile,

@@ -8,7 +8,8 @@ import pytest
 from ml_testdata import CONFIG_DIR, make_settings
 
 from mlpipe import config
-from mlpipe.config import SettingsError, load_settings, read_env_file
+from mlpipe.config import SettingsError, load_settings
+from stackcontract.envfile import parse_env_file as read_env_file
 
 STACK_ENV = read_env_file(CONFIG_DIR / "stack.env")
 
@@ -67,7 +68,7 @@ def test_invalid_value_is_rejected() -> None:
 def test_malformed_env_file_line_is_reported(tmp_path: Path) -> None:
     (tmp_path / "stack.env").write_text("S3_BUCKET=x\nnot a setting\n")
     with pytest.raises(SettingsError, match=r"stack.env:2"):
-        read_env_file(tmp_path / "stack.env")
+        load_settings(env={}, config_dir=tmp_path)
 
 
 def test_s3_client_for_custom_endpoint_uses_relaxed_checksums() -> None:

@@ -12,11 +12,8 @@ from stackctl_helpers import REPO_ROOT, free_port
 
 @pytest.fixture
 def fake_repo(tmp_path: Path) -> Path:
-    """A checkout with only the real platform/config env files."""
-    config = tmp_path / "repo" / "platform" / "config"
-    config.mkdir(parents=True)
-    for name in ("stack.env", "ports.env"):
-        shutil.copy(REPO_ROOT / "platform" / "config" / name, config / name)
+    """A checkout with only the real platform/config (env files and service declarations)."""
+    shutil.copytree(REPO_ROOT / "platform" / "config", tmp_path / "repo" / "platform" / "config")
     (tmp_path / "repo" / "airflow" / "dags").mkdir(parents=True)
     return tmp_path / "repo"
 

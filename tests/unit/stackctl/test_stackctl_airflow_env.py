@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from stackctl.config import load_config
+from stackcontract.settings import load_config
 from stackctl.local.components.airflow import airflow_env, unhealthy
 from stackctl.local.context import Credentials, LocalOptions, RunContext
 from stackctl.local.paths import StatePaths

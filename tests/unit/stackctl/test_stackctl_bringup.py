@@ -11,7 +11,7 @@ import psutil
 import pytest
 from rich.console import Console
 
-from stackctl.config import load_config
+from stackcontract.settings import load_config
 from stackctl.local import LocalBackend, LocalOptions, StackError
 from stackctl.local.components.base import Component, Status
 from stackctl.local.context import RunContext
@@ -25,8 +25,11 @@ class Sleeper(Component):
     def __init__(self, name: str, *, ready: bool = True, depends_on: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.name = name
-        self.depends_on = depends_on
+        self.needs = depends_on
         self.is_ready = ready
+
+    def depends_on(self, ctx: RunContext) -> tuple[str, ...]:
+        return self.needs
 
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         self.spawn(ctx, SLEEPER, env=dict(os.environ))
@@ -37,7 +40,9 @@ class Crasher(Component):
     """Starts a process that dies before it is ready."""
 
     name = "crasher"
-    depends_on = ("first",)
+
+    def depends_on(self, ctx: RunContext) -> tuple[str, ...]:
+        return ("first",)
 
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         script = "import sys; print('boom: cannot open the database', flush=True); sys.exit(4)"
@@ -54,8 +59,8 @@ def test_failed_component_stops_everything_and_shows_its_log(fake_repo: Path) ->
     output = io.StringIO()
     backend = FakeBackend(
         load_config(environ={"STACK_REPO_ROOT": str(fake_repo)}),
-        LocalOptions(train=False),
-        Console(file=output, width=200),
+        options=LocalOptions(train=False),
+        console=Console(file=output, width=200),
     )
     with pytest.raises(StackError, match=r"crasher: process crasher .* exited with code 4"):
         backend.up_report()

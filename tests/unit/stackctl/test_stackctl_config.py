@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from stackctl_helpers import REPO_ROOT
 
-from stackctl.config import ConfigError, Ports, find_repo_root, load_config, parse_env_file
+from stackcontract.envfile import parse_env_file
+from stackcontract.repo import find_repo_root
+from stackcontract.settings import ConfigError, Ports, load_config
 
 
 def test_reads_every_port_and_setting_from_the_repo_files() -> None:

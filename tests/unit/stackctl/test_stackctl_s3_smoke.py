@@ -11,7 +11,7 @@ import psutil
 import pytest
 from stackctl_helpers import free_port
 
-from stackctl.config import Ports, load_config
+from stackcontract.settings import Ports, load_config
 from stackctl.local.components.s3 import MinIO, SeaweedFS, ensure_bucket, s3_client
 from stackctl.local.context import Credentials, LocalOptions, RunContext, S3Flavor
 from stackctl.local.paths import StatePaths

@@ -73,6 +73,13 @@ def test_unit_matrix_is_every_python_the_project_supports() -> None:
     supported = [f"3.{minor}" for minor in range(8, 20) if f"3.{minor}" in SpecifierSet(requires)]
     matrix = parsed("pr.yml")["jobs"]["unit"]["strategy"]["matrix"]["python"]
     assert matrix == supported
+    tree = ast.parse((REPO / "noxfile.py").read_text())
+    declared = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "PYTHONS"
+    )
+    assert list(declared) == matrix, "the noxfile's PYTHONS and the PR unit matrix differ"
 
 
 def test_every_session_the_workflows_run_exists_in_the_noxfile() -> None:

@@ -1,54 +1,29 @@
-"""The one backend interface: every backend (local, kind, eks) brings a stack up, reports its
-endpoints, collects its logs, and tears it down. Tests only ever talk to `Endpoints`."""
+"""The one backend interface, and the one way to load a backend.
+
+Every backend (local, kind, eks) brings a stack up, reports its endpoints, collects its logs,
+and tears it down; tests only ever talk to `Endpoints`. Backends are registered under the entry
+point group `stackctl.backends` (platform/stackctl/pyproject.toml) and built with one constructor
+signature, `Backend(config, *, state_dir=None, console=None, options=None)`; `load_backend`
+finds one by name for the CLI and the integration conftest alike.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from rich.console import Console
+
+from stackcontract.endpoints import Endpoints
+from stackcontract.settings import StackConfig
+
+ENTRY_POINT_GROUP = "stackctl.backends"
 
 
-class Endpoints(BaseModel):
-    """Where a running stack answers, and the credentials it generated. Written to
-    `<state dir>/endpoints.json` by `up`; read by the integration fixtures and the load tests."""
-
-    model_config = ConfigDict(frozen=True)
-
-    backend: str
-    s3_url: str
-    s3_access_key: str
-    s3_secret_key: SecretStr
-    s3_bucket: str
-    mlflow_url: str
-    airflow_url: str
-    airflow_username: str
-    airflow_password: SecretStr
-    model_server_url: str
-    model_name: str
-    prometheus_url: str | None = None
-    pushgateway_url: str | None = None
-    grafana_url: str | None = None
-
-    def dump(self, path: Path) -> None:
-        """Write the endpoints, secrets included, to a file only the owner can read."""
-        data = self.model_dump(mode="json")
-        data["s3_secret_key"] = self.s3_secret_key.get_secret_value()
-        data["airflow_password"] = self.airflow_password.get_secret_value()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        path.chmod(0o600)
-
-    @classmethod
-    def load(cls, path: Path) -> Endpoints:
-        """Read endpoints written by `dump`, with a clear error when no stack has written them."""
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"No stack endpoints at {path}. Bring a stack up first (`nox -s up`) "
-                "or point the tests at a running one with --stack-endpoints PATH."
-            )
-        return cls.model_validate_json(path.read_text())
+class BackendError(RuntimeError):
+    """No backend of that name, or it cannot be loaded; the message names the ones there are."""
 
 
 class Backend(Protocol):
@@ -71,3 +46,37 @@ class Backend(Protocol):
     def down(self, *, purge: bool = False) -> None:
         """Stop everything this backend started (and delete its data with `purge`)."""
         ...
+
+
+class BackendFactory(Protocol):
+    """The one constructor signature. `options` are the `stackctl up` choices that apply to the
+    backend (each backend validates them and refuses those it cannot honour); `state_dir` is where
+    it keeps its state (default: under the checkout's `.stack/`)."""
+
+    def __call__(
+        self,
+        config: StackConfig,
+        *,
+        state_dir: Path | None = None,
+        console: Console | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Backend: ...
+
+
+def backend_names() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_backend(name: str) -> BackendFactory:
+    """The backend registered as `name` under `stackctl.backends`."""
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        known = ", ".join(backend_names()) or "none: is stackctl installed (`uv sync`)?"
+        raise BackendError(f"No backend {name!r}. Registered backends: {known}.")
+    try:
+        factory: BackendFactory = found[0].load()
+    except (ImportError, AttributeError) as error:
+        raise BackendError(
+            f"The {name} backend ({found[0].value}) cannot be loaded: {error}"
+        ) from None
+    return factory

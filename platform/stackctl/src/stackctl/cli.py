@@ -1,40 +1,34 @@
-"""`stackctl`: bring the stack up and down (local processes by default; kind; eks)."""
+"""`stackctl`: bring the stack up and down on a backend (local processes by default; kind; eks).
+
+Backends are loaded by name from the `stackctl.backends` entry points (`stackctl.backend`); the
+commands below treat every backend the same. `status` and `logs` read the local stack's files.
+"""
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stackctl.backend import Backend, Endpoints
-from stackctl.config import ConfigError, StackConfig, load_config
-from stackctl.local import LocalBackend, LocalOptions, S3Flavor, StackError
-from stackctl.local.backend import UpReport
-from stackctl.local.ports import PortConflictError
-from stackctl.local.supervisor import StopReport, log_tail
-from stackctl.local.training import TrainingFailed
+from stackcontract.endpoints import Endpoints
+from stackcontract.settings import ConfigError, StackConfig, load_config
+from stackctl.backend import Backend, BackendError, backend_names, load_backend
+from stackctl.local import LocalBackend, S3Flavor
+from stackctl.local.supervisor import log_tail
+
+T = TypeVar("T")
+
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 # Wide enough for URLs and secrets when output goes to a file or CI log.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-# Other backends live in modules written alongside this one; imported only when chosen.
-REMOTE_BACKENDS = {
-    "kind": ("stackctl.k8s.backend", "KindBackend"),
-    "eks": ("stackctl.eks.backend", "EksBackend"),
-}
-
-
-class BackendName(StrEnum):
-    local = "local"
-    kind = "kind"
-    eks = "eks"
+BACKEND_HELP = "Where the stack runs: one of the registered backends (local, kind, eks)."
 
 
 def _config() -> StackConfig:
@@ -45,112 +39,75 @@ def _config() -> StackConfig:
         raise typer.Exit(2) from None
 
 
-def _remote_backend(name: BackendName, config: StackConfig) -> Backend:
-    module_name, class_name = REMOTE_BACKENDS[name.value]
+def _backend(name: str, **choices: Any) -> Backend:
+    """The backend `name`, given the choices the user made (None: not given)."""
+    options = {key: value for key, value in choices.items() if value is not None}
     try:
-        module = importlib.import_module(module_name)
-        backend_class: Any = getattr(module, class_name)
-    except (ImportError, AttributeError) as exc:
-        console.print(
-            f"[red]The {name.value} backend is not available in this checkout "
-            f"({module_name}.{class_name}: {exc}). Use `--backend local`."
-        )
+        return load_backend(name)(_config(), console=console, options=options)
+    except (BackendError, ValueError) as exc:
+        console.print(f"[red]{exc}")
         raise typer.Exit(2) from None
-    backend: Backend = backend_class(config) if _takes_config(backend_class) else backend_class()
-    return backend
 
 
-def _remote(name: BackendName, action: str, **kwargs: Any) -> Any:
-    """Run `action` on a non-local backend; its errors already say what failed and the fix."""
-    backend = _remote_backend(name, _config())
+def _run(backend: Backend, action: Callable[[], T]) -> T:
+    """Run a backend action; its errors already say what failed and the fix."""
     try:
-        return getattr(backend, action)(**kwargs)
-    except RuntimeError as exc:
-        console.print(f"[red]{name.value} {action} failed: {exc}")
+        return action()
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}")
         raise typer.Exit(1) from None
+    except RuntimeError as exc:
+        console.print(f"[red]{backend.name}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted; nothing started by this run is left running.")
+        raise typer.Exit(130) from None
 
 
-def _takes_config(backend_class: Any) -> bool:
-    import inspect
-
-    try:
-        parameters = inspect.signature(backend_class).parameters
-    except (TypeError, ValueError):
-        return False
-    return "config" in parameters
+def _check_backend(name: str) -> str:
+    if name not in (names := backend_names()):
+        raise typer.BadParameter(f"{name!r} is not a registered backend ({', '.join(names)}).")
+    return name
 
 
-def _local(s3: S3Flavor = S3Flavor.seaweedfs, train: bool = True, **options: Any) -> LocalBackend:
-    return LocalBackend(_config(), LocalOptions(s3=s3, train=train, **options), console)
+BackendOption = Annotated[str, typer.Option(help=BACKEND_HELP, callback=_check_backend)]
 
 
 @app.command()
 def up(
-    backend: Annotated[BackendName, typer.Option(help="Where the stack runs.")] = BackendName.local,
+    backend: BackendOption = "local",
     s3: Annotated[
-        S3Flavor, typer.Option(help="Object store of the local backend.")
-    ] = S3Flavor.seaweedfs,
+        S3Flavor | None, typer.Option(help="Object store of the local backend (default seaweedfs).")
+    ] = None,
     train: Annotated[
-        bool,
+        bool | None,
         typer.Option("--train/--no-train", help="Trigger ml_training once and serve its champion."),
-    ] = True,
+    ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for the first training run.", min=30)
-    ] = 1200.0,
+        float | None, typer.Option(help="Seconds to wait for the first training run.", min=30)
+    ] = None,
     budget_scale: Annotated[
-        float, typer.Option(help="Multiply every component's start-up time budget (slow machines).")
-    ] = 1.0,
+        float | None,
+        typer.Option(help="Multiply every component's start-up time budget (slow machines)."),
+    ] = None,
     mlflow_backend_store_uri: Annotated[
         str | None,
         typer.Option(help="MLflow store, e.g. postgresql://u:p@host/db (default SQLite)."),
     ] = None,
 ) -> None:
     """Bring the stack up, print its URLs and credentials, and train a first champion."""
-    if backend is not BackendName.local:
-        _print_endpoints(_remote(backend, "up"))
-        return
-    local = _local(
-        s3,
-        train,
+    stack = _backend(
+        backend,
+        s3=s3,
+        train=train,
         train_timeout=timeout,
         budget_scale=budget_scale,
         mlflow_backend_store_uri=mlflow_backend_store_uri,
     )
-    try:
-        report = local.up_report()
-    except (StackError, PortConflictError) as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(1) from None
-    except TrainingFailed as exc:
-        console.print(f"[red]First training run failed:[/red]\n{exc}", highlight=False)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        console.print("[yellow]Interrupted; nothing started by this run is left running.")
-        raise typer.Exit(130) from None
-    _print_up_report(report, local)
-
-
-def _print_up_report(report: UpReport, local: LocalBackend) -> None:
-    if report.results:
-        table = Table(title="Bring-up time per component")
-        table.add_column("component")
-        table.add_column("state")
-        table.add_column("seconds", justify="right")
-        table.add_column("detail")
-        for result in report.results:
-            seconds = f"{result.seconds:.1f}" if result.seconds is not None else "-"
-            table.add_row(result.name, result.state, seconds, result.detail)
-        if report.training is not None:
-            table.add_row(
-                "train",
-                report.training.run.state,
-                f"{report.training.seconds:.1f}",
-                f"{report.training.run.run_id} -> champion v{report.training.model_version}",
-            )
-        console.print(table)
-    _print_endpoints(report.endpoints)
-    console.print(f"Endpoints written to {local.paths.endpoints}; logs in {local.paths.logs}.")
-    console.print("Stop everything with `stackctl down` (add --purge to delete the data).")
+    _print_endpoints(_run(stack, stack.up))
+    console.print(
+        f"Stop everything with `stackctl down --backend {backend}` (--purge: the data too)."
+    )
 
 
 def _print_endpoints(endpoints: Endpoints) -> None:
@@ -183,37 +140,17 @@ def _print_endpoints(endpoints: Endpoints) -> None:
 
 @app.command()
 def down(
-    backend: Annotated[BackendName, typer.Option(help="Which stack to stop.")] = BackendName.local,
+    backend: BackendOption = "local",
     purge: Annotated[bool, typer.Option(help="Also delete the stack's data and state.")] = False,
 ) -> None:
-    """Stop every process `up` started (verified by pid and start time), nothing else."""
-    if backend is not BackendName.local:
-        _remote(backend, "down", purge=purge)
-        return
-    local = _local()
-    reports, seconds = local.stop(purge=purge)
-    _print_stop_reports(reports)
-    console.print(
-        f"Stopped in {seconds:.1f}s." + (f" Deleted {local.paths.root}." if purge else "")
-    )
+    """Stop everything `up` started (the local backend verifies pid and start time)."""
+    stack = _backend(backend)
+    _run(stack, lambda: stack.down(purge=purge))
 
 
-def _print_stop_reports(reports: list[StopReport]) -> None:
-    if not reports:
-        console.print("Nothing was running.")
-        return
-    table = Table(title="Stopped")
-    for column in ("process", "pid", "outcome", "SIGKILLed pids", "seconds"):
-        table.add_column(column)
-    for report in reports:
-        table.add_row(
-            report.name,
-            str(report.pid),
-            report.outcome,
-            ", ".join(map(str, report.killed)),
-            f"{report.seconds:.1f}",
-        )
-    console.print(table)
+def _local() -> LocalBackend:
+    """The local stack, for the commands that read its process files."""
+    return LocalBackend(_config(), console=console)
 
 
 @app.command()
@@ -241,16 +178,10 @@ def status() -> None:
 
 
 @app.command()
-def endpoints(
-    backend: Annotated[BackendName, typer.Option(help="Which stack.")] = BackendName.local,
-) -> None:
+def endpoints(backend: BackendOption = "local") -> None:
     """Print the running stack's endpoints (secrets included) as JSON."""
-    found = _remote(backend, "endpoints") if backend is not BackendName.local else None
-    try:
-        found = found or _local().endpoints()
-    except FileNotFoundError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(1) from None
+    stack = _backend(backend)
+    found = _run(stack, stack.endpoints)
     data = found.model_dump(mode="json")
     data["s3_secret_key"] = found.s3_secret_key.get_secret_value()
     data["airflow_password"] = found.airflow_password.get_secret_value()

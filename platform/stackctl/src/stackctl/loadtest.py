@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 
 MALFORMED_PREFIX = "malformed:"
 REPO_ROOT = Path(__file__).resolve().parents[4]

@@ -12,14 +12,15 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import psutil
+from rich.console import Console
 
-from stackctl.backend import Endpoints
-from stackctl.config import find_repo_root
+from stackcontract.endpoints import Endpoints
+from stackcontract.settings import StackConfig
 from stackctl.eks import access
 from stackctl.eks.cluster import load_cluster_spec
 from stackctl.eks.connect import (
@@ -47,15 +48,23 @@ class EksBackend:
 
     def __init__(
         self,
-        repo_root: Path | None = None,
+        config: StackConfig,
         *,
-        context: str | None = None,
         state_dir: Path | None = None,
+        console: Console | None = None,
+        options: Mapping[str, Any] | None = None,
+        context: str | None = None,
         kubectl: str | None = None,
         runner: Runner = run_command,
         client_factory: Callable[..., Any] | None = None,
     ) -> None:
-        self.repo_root = repo_root or find_repo_root()
+        if options:
+            raise ValueError(
+                f"The eks backend has no option {', '.join(sorted(options))}: it connects to the "
+                "stack a release deployed (`nox -s deploy-eks` decides what runs there)."
+            )
+        self.repo_root = config.repo_root
+        self.console = console
         self.state_dir = state_dir or self.repo_root / STATE_DIR
         self.kubectl_binary = kubectl
         self.cluster = load_cluster_spec(self.repo_root)

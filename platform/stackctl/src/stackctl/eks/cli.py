@@ -10,7 +10,8 @@ import boto3
 import typer
 from rich.console import Console
 
-from stackctl.config import ConfigError, find_repo_root
+from stackcontract.repo import find_repo_root
+from stackcontract.settings import ConfigError
 from stackctl.eks import access
 from stackctl.eks.cluster import ClusterConfigError, load_cluster_spec, render_cluster_config
 from stackctl.eks.connect import ConnectError

@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
-from stackctl.config import CONFIG_DIR, STACK_ENV, parse_env_file
+from stackcontract.envfile import parse_env_file
+from stackcontract.repo import CONFIG_DIR
+from stackcontract.settings import STACK_ENV
 
 CLUSTER_FILE = Path("platform") / "eks" / "cluster.yaml"
 TEMPLATE_VARIABLES = frozenset({"AWS_ACCOUNT_ID", "S3_BUCKET", "MLFLOW_ARTIFACTS_PREFIX"})

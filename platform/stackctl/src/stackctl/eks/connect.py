@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import boto3
 
-from stackctl.backend import Endpoints
+from stackcontract.endpoints import Endpoints
 from stackctl.eks.kubectl import Kubectl
 from stackctl.eks.render import ObjectRef
 

@@ -234,7 +234,7 @@ def readiness_wait(seconds: float) -> WaitFn:
         from kubernetes import config as kube_config
 
         # The kubernetes package ships no type hints.
-        client = kube_config.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
+        client = kube_config.new_client_from_config(context=context)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             wait_for_ready(client, namespace, seconds, expected=expected, policy=EKS_READINESS)
         finally:

@@ -22,16 +22,18 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 from pydantic import SecretStr
+from rich.console import Console
 
-from stackctl.backend import Endpoints
-from stackctl.config import StackConfig, load_config, parse_env_file
+from stackcontract.endpoints import Endpoints
+from stackcontract.envfile import parse_env_file
+from stackcontract.settings import StackConfig
 from stackctl.k8s import deploy, images, kind, preflight, readiness
 from stackctl.k8s.commands import Runner, require_tool, run_command
 from stackctl.k8s.diagnostics import AirflowAccess, Collector, diagnostics_dir
@@ -50,7 +52,7 @@ HEALTH_CHECKS: dict[str, tuple[str, tuple[int, ...]]] = {
     "S3_PORT": ("/", (200, 403)),  # anonymous S3 requests may be refused: it still answers
 }
 ANY_ANSWER = tuple(range(200, 500))
-AIRFLOW_ENV = Path("platform/k8s/base/airflow/airflow.env")
+AIRFLOW_ENV = Path("platform/config/services/airflow.env")
 REQUIRED_PORTS = ("S3_PORT", "MLFLOW_PORT", "AIRFLOW_API_PORT", "MODEL_SERVER_PORT")
 OPTIONAL_PORTS = {
     "prometheus_url": "PROMETHEUS_PORT",
@@ -74,6 +76,21 @@ class KindOptions:
     image_cache: Path = field(default_factory=images.default_cache_dir)
     reports_dir: Path | None = None  # default <repo>/reports/kind
 
+    @classmethod
+    def from_choices(cls, choices: Mapping[str, Any] | KindOptions | None) -> KindOptions:
+        """Options from the `stackctl up` choices. The local backend's choices (object store,
+        first training, ...) are not the kind backend's: the overlay decides those."""
+        if isinstance(choices, KindOptions):
+            return choices
+        values = dict(choices or {})
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(values) - known):
+            raise ValueError(
+                f"The kind backend has no option {', '.join(unknown)}: the kind overlay "
+                "(platform/k8s/overlays/kind) decides the object store and the rest."
+            )
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class RenderedStack:
@@ -90,24 +107,27 @@ class KindBackend:
 
     def __init__(
         self,
-        config: StackConfig | None = None,
-        options: KindOptions | None = None,
+        config: StackConfig,
         *,
+        state_dir: Path | None = None,
+        console: Console | None = None,
+        options: Mapping[str, Any] | KindOptions | None = None,
         runner: Runner = run_command,
         probes: preflight.Probes | None = None,
         docker_client: Callable[[], Any] | None = None,
         reader: readiness.ClusterReader | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        self.config = config or load_config()
-        self.options = options or KindOptions()
+        self.config = config
+        self.options = KindOptions.from_choices(options)
+        self.console = console
         self.runner = runner
         self.probes = probes
         self._docker_client = docker_client
         self._reader = reader
         self._http_client = http_client
         self.root = self.config.repo_root
-        self.state_dir = self.config.state_dir / "kind"
+        self.state_dir = state_dir or self.config.state_dir / "kind"
         self.reports_dir = self.options.reports_dir or self.root / "reports" / "kind"
         self.recorder = StageRecorder(
             self.reports_dir / "durations.json", deadlines=dict(self.options.deadlines)
@@ -392,7 +412,7 @@ def health_checks(mappings: list[kind.PortMapping]) -> list[readiness.HttpCheck]
 
 
 def airflow_admin_user(root: Path) -> str:
-    """The first user of the simple auth manager (`user:role,...` in the base airflow.env)."""
+    """The first user of the simple auth manager (`user:role,...` in the declared airflow.env)."""
     path = root / AIRFLOW_ENV
     users = parse_env_file(path).get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "")
     name = users.split(",", 1)[0].split(":", 1)[0].strip()

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from stackctl.config import parse_env_file
+from stackcontract.envfile import parse_env_file
 from stackctl.k8s.commands import Runner
 
 SECRET_NAME = "stack-secrets"

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from stackcontract.airflow_api import AirflowClient
 from stackctl.k8s.commands import CommandFailedError, Runner
 from stackctl.k8s.readiness import ClusterSnapshot, evaluate, sort_events
 
@@ -89,7 +90,8 @@ class Collector:
     kind: str | None = None
     cluster: str | None = None
     airflow: AirflowAccess | None = None
-    http_client: Callable[[], httpx.Client] = lambda: httpx.Client(timeout=15)
+    # Where the Airflow client sends its requests (tests pass an httpx.MockTransport).
+    airflow_transport: httpx.BaseTransport | None = None
     command_timeout: float = 60
     max_dag_runs: int = 3
     entries: list[tuple[str, str]] = field(default_factory=list)
@@ -223,55 +225,35 @@ class Collector:
                 )
 
     def _airflow_task_logs(self, dest: Path, access: AirflowAccess) -> None:
-        with self.http_client() as client:
-            token = client.post(
-                f"{access.url}/auth/token",
-                json={"username": access.username, "password": access.password},
-            )
-            token.raise_for_status()
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            api = f"{access.url}/api/v2"
-            dags = client.get(f"{api}/dags", headers=headers, params={"limit": 100})
-            dags.raise_for_status()
-            for dag in dags.json().get("dags", []):
-                dag_id = dag["dag_id"]
-                runs = client.get(
-                    f"{api}/dags/{dag_id}/dagRuns",
-                    headers=headers,
-                    params={"limit": self.max_dag_runs, "order_by": "-id"},
-                )
-                runs.raise_for_status()
-                for run in runs.json().get("dag_runs", []):
-                    self._airflow_run_logs(client, headers, api, dest, dag_id, run["dag_run_id"])
+        with AirflowClient(
+            access.url,
+            access.username,
+            access.password,
+            timeout=15,
+            transport=self.airflow_transport,
+        ) as api:
+            for dag_id in api.dag_ids():
+                for run_id in api.run_ids(dag_id, newest_first=True, limit=self.max_dag_runs):
+                    self._airflow_run_logs(api, dest, dag_id, run_id)
 
-    def _airflow_run_logs(
-        self,
-        client: httpx.Client,
-        headers: Mapping[str, str],
-        api: str,
-        dest: Path,
-        dag_id: str,
-        run_id: str,
-    ) -> None:
-        run_url = f"{api}/dags/{dag_id}/dagRuns/{run_id}"
-        tis = client.get(f"{run_url}/taskInstances", headers=headers)
-        tis.raise_for_status()
-        for ti in tis.json().get("task_instances", []):
+    def _airflow_run_logs(self, api: AirflowClient, dest: Path, dag_id: str, run_id: str) -> None:
+        for task_id, ti in api.task_instances(dag_id, run_id).items():
             for attempt in range(1, int(ti.get("try_number") or 0) + 1):
-                log = client.get(
-                    f"{run_url}/taskInstances/{ti['task_id']}/logs/{attempt}",
-                    headers={**headers, "Accept": "text/plain"},
+                log = api.send(
+                    "GET",
+                    f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{attempt}",
+                    headers={"Accept": "text/plain"},
                     params={"full_content": "true"},
                 )
                 relative = (
                     f"airflow-task-logs/{safe_name(dag_id)}/{safe_name(run_id)}/"
-                    f"{safe_name(ti['task_id'])}/attempt-{attempt}.log"
+                    f"{safe_name(task_id)}/attempt-{attempt}.log"
                 )
                 self._write(
                     dest,
                     relative,
                     log.text,
-                    f"Airflow task log {dag_id}.{ti['task_id']} run {run_id} try {attempt} "
+                    f"Airflow task log {dag_id}.{task_id} run {run_id} try {attempt} "
                     f"(state {ti.get('state')})",
                 )
 

@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackctl.config import ConfigError, parse_env_file
+from stackcontract.envfile import parse_env_file
+from stackcontract.settings import ConfigError
 
 VERSIONS_ENV = Path("platform/kind/versions.env")
 _NODE_IMAGE = re.compile(r"^kindest/node:v(?P<version>\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$")

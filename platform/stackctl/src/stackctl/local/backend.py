@@ -5,14 +5,18 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.table import Table
 
-from stackctl.backend import Endpoints
-from stackctl.config import Ports, StackConfig
+from stackcontract.endpoints import Endpoints
+from stackcontract.services import Effective
+from stackcontract.settings import Ports, StackConfig
 from stackctl.local.components.airflow import Airflow
 from stackctl.local.components.base import Component
 from stackctl.local.components.mlflow import MLflowServer
@@ -30,7 +34,7 @@ from stackctl.local.orchestrator import BringUpFailed, ComponentResult, Orchestr
 from stackctl.local.paths import StatePaths
 from stackctl.local.ports import check_ports
 from stackctl.local.supervisor import StopReport, Supervisor, leader, log_tail
-from stackctl.local.training import TrainingResult, train_first_champion
+from stackctl.local.training import TrainingFailed, TrainingResult, train_first_champion
 
 # Which Endpoints field holds the URL of each component (for `status`).
 URL_FIELDS = {
@@ -72,23 +76,74 @@ class LocalBackend:
     def __init__(
         self,
         config: StackConfig,
-        options: LocalOptions | None = None,
+        *,
+        state_dir: Path | None = None,
         console: Console | None = None,
+        options: Mapping[str, Any] | LocalOptions | None = None,
     ) -> None:
         self.config = config
-        self.options = options or LocalOptions()
+        self.options = LocalOptions.from_choices(options)
         self.console = console or Console(stderr=True)
-        self.paths = StatePaths(config.state_dir / "local")
+        self.state_dir = state_dir or config.state_dir / "local"
+        self.paths = StatePaths(self.state_dir)
 
     # -- Backend protocol -------------------------------------------------------------------
     def up(self) -> Endpoints:
-        return self.up_report().endpoints
+        """Bring the stack up (see `up_report`) and print the time each component took."""
+        try:
+            report = self.up_report()
+        except TrainingFailed as exc:
+            raise StackError(f"First training run failed:\n{exc}") from None
+        self._print_up_report(report)
+        return report.endpoints
+
+    def _print_up_report(self, report: UpReport) -> None:
+        if report.results:
+            table = Table(title="Bring-up time per component")
+            for column in ("component", "state", "seconds", "detail"):
+                table.add_column(column, justify="right" if column == "seconds" else "left")
+            for result in report.results:
+                seconds = f"{result.seconds:.1f}" if result.seconds is not None else "-"
+                table.add_row(result.name, result.state, seconds, result.detail)
+            if report.training is not None:
+                table.add_row(
+                    "train",
+                    report.training.run.state,
+                    f"{report.training.seconds:.1f}",
+                    f"{report.training.run.run_id} -> champion v{report.training.model_version}",
+                )
+            self.console.print(table)
+        self.console.print(
+            f"Endpoints written to {self.paths.endpoints}; logs in {self.paths.logs}."
+        )
 
     def endpoints(self) -> Endpoints:
         return Endpoints.load(self.paths.endpoints)
 
     def down(self, *, purge: bool = False) -> None:
-        self.stop(purge=purge)
+        """Stop every recorded process (pid and start time verified) and report each."""
+        reports, seconds = self.stop(purge=purge)
+        self._print_stop_reports(reports)
+        self.console.print(
+            f"Stopped in {seconds:.1f}s." + (f" Deleted {self.paths.root}." if purge else "")
+        )
+
+    def _print_stop_reports(self, reports: list[StopReport]) -> None:
+        if not reports:
+            self.console.print("Nothing was running.")
+            return
+        table = Table(title="Stopped")
+        for column in ("process", "pid", "outcome", "SIGKILLed pids", "seconds"):
+            table.add_column(column)
+        for report in reports:
+            table.add_row(
+                report.name,
+                str(report.pid),
+                report.outcome,
+                ", ".join(map(str, report.killed)),
+                f"{report.seconds:.1f}",
+            )
+        self.console.print(table)
 
     def collect_logs(self, dest: Path) -> Path:
         """Copy process logs and Airflow task logs under `dest`; return the index it writes."""
@@ -143,6 +198,35 @@ class LocalBackend:
             supervisor=self.supervisor(secrets.token_hex(8)),
             options=self.options,
         )
+
+    def restart(self, component: str) -> float:
+        """Start one component of the running stack again the way `up` does (after a crash) and
+        wait until it is ready; the seconds it took."""
+        started = time.monotonic()
+        ctx = self.context()
+        matches = [c for c in self.components(ctx) if c.name == component]
+        if not matches:
+            names = ", ".join(c.name for c in self.components(ctx))
+            raise StackError(f"The local backend has no component {component!r} ({names}).")
+        matches[0].bring_up(ctx, lambda _message: None)
+        return time.monotonic() - started
+
+    def effective_settings(self) -> dict[str, list[Effective]]:
+        """Per declared service, what its processes would run with (nothing is started): the
+        drift check compares this with platform/config/services.toml."""
+        ctx = RunContext(
+            config=self.config,
+            paths=self.paths,
+            credentials=Credentials.generate(),
+            supervisor=self.supervisor(),
+            options=self.options,
+        )
+        declared = ctx.services.services
+        return {
+            component.name: component.effective(ctx)
+            for component in self.components(ctx)
+            if component.name in declared
+        }
 
     def running(self) -> list[ProcessStatus]:
         return [status for status in self.status() if status.alive]

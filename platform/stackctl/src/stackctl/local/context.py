@@ -7,13 +7,17 @@ import secrets
 import shutil
 import string
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from stackctl.config import StackConfig
+from stackcontract.services import Services, load_repo_services
+from stackcontract.settings import StackConfig
 from stackctl.local.paths import StatePaths
 from stackctl.local.supervisor import Supervisor
 
@@ -73,6 +77,21 @@ class LocalOptions:
     train_timeout: float = 1200.0
     budget_scale: float = 1.0
 
+    @classmethod
+    def from_choices(cls, choices: Mapping[str, Any] | LocalOptions | None) -> LocalOptions:
+        """Options from the `stackctl up` choices; an unknown one is an error naming it."""
+        if isinstance(choices, LocalOptions):
+            return choices
+        values = dict(choices or {})
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(values) - known):
+            raise ValueError(
+                f"The local backend has no option {', '.join(unknown)} (it has {', '.join(sorted(known))})."
+            )
+        if "s3" in values:
+            values["s3"] = S3Flavor(values["s3"])
+        return cls(**values)
+
 
 @dataclass
 class RunContext:
@@ -87,6 +106,11 @@ class RunContext:
 
     def url(self, port: int) -> str:
         return f"http://{HOST}:{port}"
+
+    @cached_property
+    def services(self) -> Services:
+        """The service declarations every component builds its processes from."""
+        return load_repo_services(self.config.repo_root)
 
     @property
     def s3_url(self) -> str:

@@ -84,7 +84,9 @@ class Orchestrator:
             try:
                 while pending or futures:
                     for name, component in list(pending.items()):
-                        if failure is None and all(dep in ready for dep in component.depends_on):
+                        if failure is None and all(
+                            dep in ready for dep in component.depends_on(self.ctx)
+                        ):
                             del pending[name]
                             futures[
                                 pool.submit(self._run_one, component, progress, tasks[name])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from stackctl.config import Ports
+from stackcontract.settings import Ports
 
 HOST = "127.0.0.1"
 

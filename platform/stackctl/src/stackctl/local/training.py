@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from stackctl.local.airflow_api import AirflowClient, DagRunOutcome
+from stackcontract.airflow_api import AirflowClient, DagRun
 from stackctl.local.components.airflow import client
 from stackctl.local.context import RunContext
 from stackctl.local.orchestrator import progress_display
@@ -26,12 +26,12 @@ class TrainingFailed(RuntimeError):
 
 @dataclass
 class TrainingResult:
-    run: DagRunOutcome
+    run: DagRun
     model_version: str
     seconds: float
 
 
-def failed_task_logs(ctx: RunContext, outcome: DagRunOutcome) -> list[Path]:
+def failed_task_logs(ctx: RunContext, outcome: DagRun) -> list[Path]:
     """Log files of the failed tasks of a run (Airflow 3 layout under AIRFLOW_HOME/logs)."""
     base = ctx.paths.airflow_home / "logs" / f"dag_id={outcome.dag_id}" / f"run_id={outcome.run_id}"
     logs: list[Path] = []
@@ -92,7 +92,8 @@ def train_first_champion(ctx: RunContext, console: Console) -> TrainingResult:
         _wait_for_dag(ctx, budget=120)
         run_id = _unpause_and_pick_run(ctx, api)
 
-        def on_poll(state: str, tasks: dict[str, str]) -> None:
+        def on_poll(run: DagRun) -> None:
+            state, tasks = run.state, run.task_states()
             done = sum(1 for s in tasks.values() if s == "success")
             running = [t for t, s in tasks.items() if s == "running"]
             progress.update(
@@ -104,7 +105,7 @@ def train_first_champion(ctx: RunContext, console: Console) -> TrainingResult:
         outcome = api.wait_for_run(
             TRAINING_DAG,
             run_id,
-            budget=ctx.options.train_timeout,
+            timeout=ctx.options.train_timeout,
             cancel=ctx.cancel,
             on_poll=on_poll,
         )
@@ -134,7 +135,7 @@ def task_log_summary(path: Path, lines: int = 25) -> str:
     return "\n".join(errors) if errors else log_tail(path, lines)
 
 
-def _explain(ctx: RunContext, outcome: DagRunOutcome) -> str:
+def _explain(ctx: RunContext, outcome: DagRun) -> str:
     lines = [
         f"{outcome.dag_id} run {outcome.run_id} ended {outcome.state} after {outcome.seconds:.0f}s"
         + (f"; failed tasks: {', '.join(outcome.failed_tasks)}" if outcome.failed_tasks else "")

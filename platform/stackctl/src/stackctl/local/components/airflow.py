@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stackctl.local.airflow_api import AirflowClient
-from stackctl.local.components.base import VENV_BIN, Component, Status, base_env
+from stackcontract.airflow_api import AirflowClient
+from stackctl.local.components.base import VENV_BIN, Component, Launch, Status
 from stackctl.local.context import AIRFLOW_USERNAME, HOST, RunContext, which
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import StartupError
@@ -25,10 +25,8 @@ PROCESSES = {
     "triggerer": ["--skip-serve-logs"],
     "api-server": [],
 }
+MIGRATE = "airflow-db-migrate"
 HEALTHY_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
-SIMPLE_AUTH_MANAGER = (
-    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-)
 
 
 def http_connection(url_port: int) -> str:
@@ -36,28 +34,22 @@ def http_connection(url_port: int) -> str:
 
 
 def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
-    """Airflow configuration plus the MLOPS_* connections and stack.env Variables (the contract)."""
+    """The declared Airflow settings (services/airflow.env), what differs for local processes,
+    the MLOPS_* connections and the stack.env Variables (the contract)."""
     home = ctx.paths.airflow_home
     ports = ctx.config.ports
     env: dict[str, str] = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.config.dags_dir),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USERNAME}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(ctx)),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{ctx.airflow_url}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__BASE_URL": ctx.airflow_url,
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(ports.airflow_api_port),
-        "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__SECRET_KEY": ctx.credentials.airflow_api_secret_key.get_secret_value(),
         "AIRFLOW__API_AUTH__JWT_SECRET": ctx.credentials.airflow_jwt_secret.get_secret_value(),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW_CONN_MLOPS_S3": json.dumps(
             {
                 "conn_type": "aws",
@@ -74,7 +66,8 @@ def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
     for key, value in ctx.config.settings.items():
         env[f"AIRFLOW_VAR_{key}"] = value
     # Tasks run in this venv: give mlpipe its settings too (same values as the connections).
-    return {**base_env(), **ctx.mlpipe_env(pushgateway=pushgateway), **env}
+    declared = ctx.services["airflow"].env
+    return {**ctx.mlpipe_env(pushgateway=pushgateway), **declared, **env}
 
 
 def passwords_file(ctx: RunContext) -> Path:
@@ -123,11 +116,28 @@ class Airflow(Component):
     def url(self, ctx: RunContext) -> str:
         return ctx.airflow_url
 
-    def migrate(self, ctx: RunContext, env: dict[str, str], status: Status) -> None:
+    def launches(self, ctx: RunContext) -> list[Launch]:
+        """`airflow db migrate`, then the api-server (which carries port and health), scheduler,
+        dag-processor and triggerer, all with the same environment."""
+        airflow = which("airflow", VENV_BIN) or "airflow"
+        env = airflow_env(ctx, pushgateway=self.with_pushgateway)
+        declared = self.declared_args(ctx)
+        health = (self.service(ctx).health,)
+        launches = [Launch(MIGRATE, [airflow, *declared, "db", "migrate"], env)]
+        for process, flags in PROCESSES.items():
+            launches.append(
+                Launch(
+                    f"airflow-{process}",
+                    [airflow, *declared, process, *flags],
+                    env,
+                    health=health if process == "api-server" else (),
+                )
+            )
+        return launches
+
+    def migrate(self, ctx: RunContext, launch: Launch, status: Status) -> None:
         status("airflow db migrate")
-        airflow = which("airflow", VENV_BIN)
-        assert airflow is not None  # preflight
-        record = self.spawn(ctx, [airflow, "db", "migrate"], env=env, process="airflow-db-migrate")
+        record = self.spawn(ctx, launch.argv, env=launch.env, process=launch.process)
         # The check passes as soon as the process has exited; its exit code decides.
         self.wait(
             ctx,
@@ -139,23 +149,22 @@ class Airflow(Component):
         self.records.remove(record)
         ctx.supervisor.pid_file(record.name).unlink(missing_ok=True)
         if code not in (0, None):
-            raise StartupError(
-                "airflow-db-migrate", f"`airflow db migrate` exited with code {code}"
-            )
+            raise StartupError(MIGRATE, f"`airflow db migrate` exited with code {code}")
 
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         write_passwords_file(ctx)
-        env = airflow_env(ctx, pushgateway=self.with_pushgateway)
-        self.migrate(ctx, env, status)
-        airflow = which("airflow", VENV_BIN)
-        assert airflow is not None
-        for process, flags in PROCESSES.items():
-            status(f"starting airflow {process}")
-            self.spawn(ctx, [airflow, process, *flags], env=env, process=f"airflow-{process}")
+        migrate, *processes = self.launches(ctx)
+        self.migrate(ctx, migrate, status)
+        for launch in processes:
+            status(f"starting {launch.process}")
+            self.spawn(ctx, launch.argv, env=launch.env, process=launch.process)
         self.wait(ctx, lambda: self.ready(ctx), status, budget=None)
 
     def ready(self, ctx: RunContext) -> str | None:
-        api = client(ctx)
+        with client(ctx) as api:
+            return self._ready(ctx, api)
+
+    def _ready(self, ctx: RunContext, api: AirflowClient) -> str | None:
         if missing := unhealthy(api.health()):
             return f"not healthy yet: {', '.join(missing)}"
         if errors := api.import_errors():

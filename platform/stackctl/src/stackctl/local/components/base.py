@@ -6,8 +6,10 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from stackcontract.services import Effective, Service
 from stackctl.local.context import RunContext
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import Check, wait_until
@@ -17,11 +19,23 @@ Status = Callable[[str], None]
 VENV_BIN = Path(sys.executable).parent
 
 
+@dataclass(frozen=True)
+class Launch:
+    """One process of a component as it will be started: argv, the environment the component
+    sets (`spawn` adds the parent's, see `base_env`), and the HTTP paths it is waited on."""
+
+    process: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    health: tuple[str, ...] = ()
+    command_words: int = 1  # leading argv items that are the program (`python -m mlpipe.serve`)
+
+
 class Component(ABC):
-    """One service of the stack. `bring_up` starts it and returns once it is ready."""
+    """One service of the stack. `bring_up` starts it and returns once it is ready; its
+    processes are built from the service's declaration (platform/config/services.toml)."""
 
     name: str
-    depends_on: tuple[str, ...] = ()
     budget_seconds: float = 60.0
 
     def __init__(self) -> None:
@@ -45,6 +59,39 @@ class Component(ABC):
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         """Start the processes and wait until ready (StartupError on failure)."""
 
+    def service(self, ctx: RunContext) -> Service:
+        """This component's declaration (services.toml)."""
+        return ctx.services[self.name]
+
+    def depends_on(self, ctx: RunContext) -> tuple[str, ...]:
+        """Components that must be ready before this one starts (declared `depends_on`)."""
+        return self.service(ctx).depends_on
+
+    def declared_args(self, ctx: RunContext) -> list[str]:
+        return list(self.service(ctx).args)
+
+    def declared_env(self, ctx: RunContext) -> dict[str, str]:
+        return dict(self.service(ctx).env)
+
+    def launches(self, ctx: RunContext) -> list[Launch]:
+        """The processes `bring_up` starts, computed without starting anything."""
+        return []
+
+    def effective(self, ctx: RunContext) -> list[Effective]:
+        """What the drift check compares with the declaration: each launch's args and env, and
+        the declared port and health paths on the process that carries them."""
+        port = getattr(ctx.config.ports, self.service(ctx).port.lower())
+        return [
+            Effective(
+                where=launch.process,
+                args=launch.argv[launch.command_words :],
+                env=launch.env,
+                port=port if launch.health else None,
+                health=launch.health,
+            )
+            for launch in self.launches(ctx)
+        ]
+
     def budget(self, ctx: RunContext) -> float:
         return self.budget_seconds * ctx.options.budget_scale
 
@@ -62,7 +109,13 @@ class Component(ABC):
         name = process or self.name
         extra = {} if stop_signal is None else {"stop_signal": stop_signal}
         record = ctx.supervisor.start(
-            name, self.name, argv, env=env, log=ctx.paths.log(name), cwd=cwd, **extra
+            name,
+            self.name,
+            argv,
+            env={**base_env(), **env},
+            log=ctx.paths.log(name),
+            cwd=cwd,
+            **extra,
         )
         self.records.append(record)
         return record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from stackctl.local.components.base import Component, Status, base_env
+from stackctl.local.components.base import Component, Launch, Status
 from stackctl.local.context import HOST, RunContext
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import http_ok
@@ -12,7 +12,6 @@ from stackctl.local.readiness import http_ok
 
 class ModelServer(Component):
     name = "model-server"
-    depends_on = ("mlflow",)
     budget_seconds = 240.0
 
     def port_claims(self, ctx: RunContext) -> list[PortClaim]:
@@ -21,11 +20,16 @@ class ModelServer(Component):
     def url(self, ctx: RunContext) -> str:
         return ctx.model_server_url
 
-    def bring_up(self, ctx: RunContext, status: Status) -> None:
+    def launches(self, ctx: RunContext) -> list[Launch]:
         port = str(ctx.config.ports.model_server_port)
-        env = {**base_env(), **ctx.mlpipe_env(pushgateway=False), "MODEL_SERVER_PORT": port}
-        argv = [sys.executable, "-m", "mlpipe.serve", "--host", HOST, "--port", port]
+        env = {**ctx.mlpipe_env(pushgateway=False), **self.declared_env(ctx)}
+        argv = [sys.executable, "-m", "mlpipe.serve", f"--host={HOST}", f"--port={port}"]
+        health = (self.service(ctx).health,)
+        return [Launch(self.name, argv, env, health=health, command_words=3)]
+
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        (launch,) = self.launches(ctx)
         status("starting python -m mlpipe.serve")
-        self.spawn(ctx, argv, env=env)
+        self.spawn(ctx, launch.argv, env=launch.env)
         # /ready stays 503 until a champion exists: liveness is what bring-up waits for.
-        self.wait(ctx, http_ok(f"{ctx.model_server_url}/health"), status, budget=None)
+        self.wait(ctx, http_ok(f"{ctx.model_server_url}{launch.health[0]}"), status, budget=None)

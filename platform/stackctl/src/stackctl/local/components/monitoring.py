@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from stackctl.local.components.base import Component, Status, base_env
+from stackctl.local.components.base import Component, Launch, Status
 from stackctl.local.context import HOST, RunContext, S3Flavor, which
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import http_ok
@@ -110,19 +110,23 @@ class Pushgateway(Component):
     def url(self, ctx: RunContext) -> str:
         return ctx.pushgateway_url
 
-    def bring_up(self, ctx: RunContext, status: Status) -> None:
-        binary = which("prometheus-pushgateway")
-        assert binary is not None  # skip_reason ran first
+    def launches(self, ctx: RunContext) -> list[Launch]:
+        binary = which("prometheus-pushgateway") or "prometheus-pushgateway"
         data = ctx.paths.data / "pushgateway"
-        data.mkdir(parents=True, exist_ok=True)
         argv = [
             binary,
+            *self.declared_args(ctx),
             f"--web.listen-address={_target(ctx.config.ports.pushgateway_port)}",
             f"--persistence.file={data / 'metrics.store'}",
         ]
+        return [Launch(self.name, argv, {}, health=(self.service(ctx).health,))]
+
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        (ctx.paths.data / "pushgateway").mkdir(parents=True, exist_ok=True)
+        (launch,) = self.launches(ctx)
         status("starting prometheus-pushgateway")
-        self.spawn(ctx, argv, env=base_env())
-        self.wait(ctx, http_ok(f"{ctx.pushgateway_url}/-/ready"), status, budget=None)
+        self.spawn(ctx, launch.argv, env=launch.env)
+        self.wait(ctx, http_ok(f"{ctx.pushgateway_url}{launch.health[0]}"), status, budget=None)
 
 
 class Prometheus(Component):
@@ -158,21 +162,23 @@ class Prometheus(Component):
             rule_files=rule_files,
         )
 
-    def bring_up(self, ctx: RunContext, status: Status) -> None:
-        binary = which("prometheus")
-        assert binary is not None  # skip_reason ran first
-        config_file = ctx.paths.generated / "prometheus.yml"
-        rules = valid_rule_files(alert_rule_files(ctx.config.repo_root), status)
-        config_file.write_text(yaml.safe_dump(self.config_for(ctx, rules), sort_keys=False))
-        data = ctx.paths.data / "prometheus"
-        data.mkdir(parents=True, exist_ok=True)
+    def launches(self, ctx: RunContext) -> list[Launch]:
+        binary = which("prometheus") or "prometheus"
         argv = [
             binary,
-            f"--config.file={config_file}",
-            f"--storage.tsdb.path={data}",
+            *self.declared_args(ctx),
+            f"--config.file={ctx.paths.generated / 'prometheus.yml'}",
+            f"--storage.tsdb.path={ctx.paths.data / 'prometheus'}",
             f"--web.listen-address={_target(ctx.config.ports.prometheus_port)}",
-            "--web.enable-lifecycle",
         ]
+        return [Launch(self.name, argv, {}, health=(self.service(ctx).health,))]
+
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        rules = valid_rule_files(alert_rule_files(ctx.config.repo_root), status)
+        (launch,) = self.launches(ctx)
+        config_file = ctx.paths.generated / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(self.config_for(ctx, rules), sort_keys=False))
+        (ctx.paths.data / "prometheus").mkdir(parents=True, exist_ok=True)
         status("starting prometheus")
-        self.spawn(ctx, argv, env=base_env())
-        self.wait(ctx, http_ok(f"{ctx.prometheus_url}/-/ready"), status, budget=None)
+        self.spawn(ctx, launch.argv, env=launch.env)
+        self.wait(ctx, http_ok(f"{ctx.prometheus_url}{launch.health[0]}"), status, budget=None)

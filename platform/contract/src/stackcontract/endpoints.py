@@ -1,0 +1,79 @@
+"""Where a running stack answers, and the credentials it generated: the only thing the
+integration and load tests know of a stack, whatever backend brought it up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from stackcontract.airflow_api import AirflowClient
+
+
+class Endpoints(BaseModel):
+    """Where a running stack answers, and the credentials it generated. Written to
+    `<state dir>/endpoints.json` by `up`; read by the integration fixtures and the load tests."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    s3_url: str
+    s3_access_key: str
+    s3_secret_key: SecretStr
+    s3_bucket: str
+    mlflow_url: str
+    airflow_url: str
+    airflow_username: str
+    airflow_password: SecretStr
+    model_server_url: str
+    model_name: str
+    prometheus_url: str | None = None
+    pushgateway_url: str | None = None
+    grafana_url: str | None = None
+
+    def dump(self, path: Path) -> None:
+        """Write the endpoints, secrets included, to a file only the owner can read."""
+        data = self.model_dump(mode="json")
+        data["s3_secret_key"] = self.s3_secret_key.get_secret_value()
+        data["airflow_password"] = self.airflow_password.get_secret_value()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.chmod(0o600)
+
+    @classmethod
+    def load(cls, path: Path) -> Endpoints:
+        """Read endpoints written by `dump`, with a clear error when no stack has written them."""
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No stack endpoints at {path}. Bring a stack up first (`nox -s up`) "
+                "or point the tests at a running one with --stack-endpoints PATH."
+            )
+        return cls.model_validate_json(path.read_text())
+
+    def s3_client(self, region: str, **options: float) -> S3Client:
+        """A boto3 client for the stack's object store (see `stackcontract.s3`)."""
+        from stackcontract.s3 import is_aws_endpoint, s3_client
+
+        return s3_client(
+            endpoint_url=None if is_aws_endpoint(self.s3_url) else self.s3_url,
+            region=region,
+            access_key=self.s3_access_key,
+            secret_key=self.s3_secret_key.get_secret_value(),
+            **options,  # type: ignore[arg-type]
+        )
+
+    def airflow_client(self, *, timeout: float = 30.0) -> AirflowClient:
+        """A logged-in-on-first-use client of the stack's Airflow REST API."""
+        from stackcontract.airflow_api import AirflowClient
+
+        return AirflowClient(
+            self.airflow_url,
+            self.airflow_username,
+            self.airflow_password.get_secret_value(),
+            timeout=timeout,
+        )
