@@ -184,13 +184,8 @@ def endpoints(stack: Stack) -> Endpoints:
 
 @pytest.fixture(scope="session")
 def airflow(endpoints: Endpoints) -> Iterator[AirflowClient]:
-    client = AirflowClient(
-        endpoints.airflow_url,
-        endpoints.airflow_username,
-        endpoints.airflow_password.get_secret_value(),
-    )
-    yield client
-    client.close()
+    with endpoints.airflow_client() as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

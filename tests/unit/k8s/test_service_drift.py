@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from k8s_helpers import find
 
 from stackcontract.envfile import parse_env_file
 from stackcontract.services import Effective, Services, drift, load_repo_services
@@ -76,9 +77,7 @@ def test_a_planted_env_difference_is_named(
     services: Services, rendered: dict[str, list[dict[str, Any]]]
 ) -> None:
     objects = copy.deepcopy(rendered["kind"])
-    mlflow = next(
-        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "mlflow"
-    )
+    mlflow = find(objects, "Deployment", "mlflow")
     mlflow["spec"]["template"]["spec"]["containers"][0]["env"].append(
         {"name": "MLFLOW_WORKERS", "value": "2"}
     )
@@ -107,9 +106,7 @@ def test_a_missing_workload_and_a_wrong_probe_are_named(
     services: Services, rendered: dict[str, list[dict[str, Any]]]
 ) -> None:
     objects = copy.deepcopy(rendered["eks"])
-    model_server = next(
-        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "model-server"
-    )
+    model_server = find(objects, "Deployment", "model-server")
     container = model_server["spec"]["template"]["spec"]["containers"][0]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         if probe in container:

@@ -55,7 +55,7 @@ class Endpoints(BaseModel):
             )
         return cls.model_validate_json(path.read_text())
 
-    def s3_client(self, region: str, **options: float) -> S3Client:
+    def s3_client(self, region: str) -> S3Client:
         """A boto3 client for the stack's object store (see `stackcontract.s3`)."""
         from stackcontract.s3 import is_aws_endpoint, s3_client
 
@@ -64,7 +64,6 @@ class Endpoints(BaseModel):
             region=region,
             access_key=self.s3_access_key,
             secret_key=self.s3_secret_key.get_secret_value(),
-            **options,  # type: ignore[arg-type]
         )
 
     def airflow_client(self, *, timeout: float = 30.0) -> AirflowClient:

@@ -10,9 +10,10 @@ finds one by name for the CLI and the integration conftest alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rich.console import Console
 
@@ -20,6 +21,7 @@ from stackcontract.endpoints import Endpoints
 from stackcontract.settings import StackConfig
 
 ENTRY_POINT_GROUP = "stackctl.backends"
+OptionsT = TypeVar("OptionsT")
 
 
 class BackendError(RuntimeError):
@@ -61,6 +63,26 @@ class BackendFactory(Protocol):
         console: Console | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> Backend: ...
+
+
+def options_from_choices(
+    options_class: type[OptionsT],
+    choices: Mapping[str, Any] | OptionsT | None,
+    *,
+    backend: str,
+    hint: str,
+) -> OptionsT:
+    """A backend's options dataclass from the `stackctl up` choices; a choice the backend does not
+    have is a `ValueError` naming it, the backend and `hint` (where that choice is made instead)."""
+    if choices is not None and not isinstance(choices, Mapping):
+        if not isinstance(choices, options_class):
+            raise TypeError(f"{backend} backend options: expected a mapping or {options_class}")
+        return choices
+    values = dict(choices or {})
+    known = {f.name for f in fields(options_class)}  # type: ignore[arg-type]
+    if unknown := sorted(set(values) - known):
+        raise ValueError(f"The {backend} backend has no option {', '.join(unknown)}: {hint}.")
+    return options_class(**values)
 
 
 def backend_names() -> list[str]:

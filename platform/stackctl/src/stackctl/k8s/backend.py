@@ -22,7 +22,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from rich.console import Console
 from stackcontract.endpoints import Endpoints
 from stackcontract.envfile import parse_env_file
 from stackcontract.settings import StackConfig
+from stackctl.backend import options_from_choices
 from stackctl.k8s import deploy, images, kind, preflight, readiness
 from stackctl.k8s.commands import Runner, require_tool, run_command
 from stackctl.k8s.diagnostics import AirflowAccess, Collector, diagnostics_dir
@@ -80,16 +81,12 @@ class KindOptions:
     def from_choices(cls, choices: Mapping[str, Any] | KindOptions | None) -> KindOptions:
         """Options from the `stackctl up` choices. The local backend's choices (object store,
         first training, ...) are not the kind backend's: the overlay decides those."""
-        if isinstance(choices, KindOptions):
-            return choices
-        values = dict(choices or {})
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise ValueError(
-                f"The kind backend has no option {', '.join(unknown)}: the kind overlay "
-                "(platform/k8s/overlays/kind) decides the object store and the rest."
-            )
-        return cls(**values)
+        return options_from_choices(
+            cls,
+            choices,
+            backend="kind",
+            hint="the kind overlay (platform/k8s/overlays/kind) decides the object store and the rest",
+        )
 
 
 @dataclass(frozen=True)

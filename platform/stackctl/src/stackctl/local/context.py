@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from stackcontract.services import Services, load_repo_services
 from stackcontract.settings import StackConfig
+from stackctl.backend import options_from_choices
 from stackctl.local.paths import StatePaths
 from stackctl.local.supervisor import Supervisor
 
@@ -77,20 +78,15 @@ class LocalOptions:
     train_timeout: float = 1200.0
     budget_scale: float = 1.0
 
+    def __post_init__(self) -> None:
+        # Choices may arrive as plain strings (`options={"s3": "minio"}`).
+        object.__setattr__(self, "s3", S3Flavor(self.s3))
+
     @classmethod
     def from_choices(cls, choices: Mapping[str, Any] | LocalOptions | None) -> LocalOptions:
         """Options from the `stackctl up` choices; an unknown one is an error naming it."""
-        if isinstance(choices, LocalOptions):
-            return choices
-        values = dict(choices or {})
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise ValueError(
-                f"The local backend has no option {', '.join(unknown)} (it has {', '.join(sorted(known))})."
-            )
-        if "s3" in values:
-            values["s3"] = S3Flavor(values["s3"])
-        return cls(**values)
+        known = ", ".join(f.name for f in fields(cls))
+        return options_from_choices(cls, choices, backend="local", hint=f"it has {known}")
 
 
 @dataclass

@@ -41,8 +41,7 @@ def failed_task_logs(ctx: RunContext, outcome: DagRun) -> list[Path]:
     return logs
 
 
-def _wait_for_dag(ctx: RunContext, budget: float) -> None:
-    api = client(ctx)
+def _wait_for_dag(ctx: RunContext, api: AirflowClient, budget: float) -> None:
     deadline = time.monotonic() + budget
     while TRAINING_DAG not in api.dag_ids():
         if time.monotonic() > deadline or ctx.cancel.is_set():
@@ -86,10 +85,9 @@ def reload_model_server(ctx: RunContext) -> str:
 def train_first_champion(ctx: RunContext, console: Console) -> TrainingResult:
     """Unpause and trigger ml_training once, wait for it, reload the model server."""
     started = time.monotonic()
-    api = client(ctx)
-    with progress_display(console) as progress:
+    with client(ctx) as api, progress_display(console) as progress:
         task = progress.add_task("waiting for the DAG", component="train")
-        _wait_for_dag(ctx, budget=120)
+        _wait_for_dag(ctx, api, budget=120)
         run_id = _unpause_and_pick_run(ctx, api)
 
         def on_poll(run: DagRun) -> None:

@@ -24,9 +24,7 @@ class MLflowServer(Component):
     def backend_store_uri(self, ctx: RunContext) -> str:
         if ctx.options.mlflow_backend_store_uri:
             return ctx.options.mlflow_backend_store_uri
-        folder = ctx.paths.data / "mlflow"
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder / 'mlflow.db'}"
+        return f"sqlite:///{ctx.paths.data / 'mlflow' / 'mlflow.db'}"
 
     def launches(self, ctx: RunContext) -> list[Launch]:
         """`mlflow server` configured by environment (services/mlflow.env plus what differs
@@ -49,6 +47,7 @@ class MLflowServer(Component):
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         if which("mlflow", VENV_BIN) is None:
             raise StartupError(self.name, "`mlflow` not found: run `uv sync` in the checkout.")
+        (ctx.paths.data / "mlflow").mkdir(parents=True, exist_ok=True)  # the default SQLite store
         (launch,) = self.launches(ctx)
         metrics_dir = Path(launch.env["MLFLOW_EXPOSE_PROMETHEUS"])
         # Multiprocess metric files of a previous run would be served as current values.
