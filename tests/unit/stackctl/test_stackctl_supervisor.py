@@ -29,16 +29,20 @@ def family_pids(record: ProcessRecord) -> set[int]:
 
 
 def escaped_pid(instance: str) -> int:
-    """The setsid child has left the group (and is no child of ours once reparented)."""
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            env = proc.environ()
-        except (psutil.Error, OSError):
-            continue
-        own_group = os.getpgid(proc.pid) == proc.pid
-        is_sleep = proc.info["cmdline"][:2] == ["sleep", "300"]
-        if env.get("STACKCTL_INSTANCE") == instance and own_group and is_sleep:
-            return int(proc.pid)
+    """The setsid child has left the group (and is no child of ours once reparented). Polled:
+    until `setsid` has exec'd, the process still reads `setsid sleep 300`."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                env = proc.environ()
+                own_group = os.getpgid(proc.pid) == proc.pid
+            except (psutil.Error, OSError):
+                continue
+            is_sleep = (proc.info["cmdline"] or [])[:2] == ["sleep", "300"]
+            if env.get("STACKCTL_INSTANCE") == instance and own_group and is_sleep:
+                return int(proc.pid)
+        time.sleep(0.05)
     raise AssertionError("the setsid child was not found")
 
 
