@@ -58,10 +58,12 @@ def unit(session: nox.Session) -> None:
 def manifests(session: nox.Session) -> None:
     """Render every overlay and check it with checkov (schema and wiring tests run in `unit`)."""
     install(session, groups=("policy", "k8s"), project=False)  # checkov: no Airflow here
-    # The renderer reads env files with the contract package (pure Python, no dependencies).
-    session.run_install("uv", "pip", "install", "--no-deps", "-e", "platform/contract")
+    # The renderer (stackctl.k8s.manifests) needs only pyyaml and the contract package, not
+    # stackctl's own dependencies.
+    packages = ("-e", "platform/contract", "-e", "platform/stackctl")
+    session.run_install("uv", "pip", "install", "--no-deps", *packages)
     rendered = f"{session.create_tmp()}/manifests"
-    session.run("python", "platform/k8s/render.py", "export", rendered)
+    session.run("stack-manifests", "export", rendered)
     # A closed local proxy: checkov's update check must not leave the machine (skip-download in
     # the config covers its guideline download).
     closed = "http://127.0.0.1:9"

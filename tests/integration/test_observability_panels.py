@@ -10,21 +10,14 @@ waits for Prometheus to scrape it. Queries go to the Prometheus HTTP API (`/api/
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from stackcontract.endpoints import Endpoints
-
-OBSERVABILITY_DIR = Path(__file__).resolve().parents[2] / "platform" / "observability"
-if str(OBSERVABILITY_DIR) not in sys.path:
-    sys.path.insert(0, str(OBSERVABILITY_DIR))
-
-import metric_catalog  # noqa: E402
+from stackobservability import metric_catalog
 
 pytestmark = pytest.mark.integration
 

@@ -1,30 +1,25 @@
-"""Renders every overlay ONCE per test session (kubectl kustomize via platform/k8s/render.py)."""
+"""Renders every overlay ONCE per test session (kubectl kustomize via stackctl.k8s.manifests)."""
 
 from __future__ import annotations
 
 import time
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from k8s_helpers import load_render_module
+
+from stackctl.k8s import manifests
 
 RENDER_SECONDS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session")
-def render_module() -> ModuleType:
-    return load_render_module()
-
-
-@pytest.fixture(scope="session")
-def rendered(render_module: ModuleType) -> dict[str, list[dict[str, Any]]]:
+def rendered() -> dict[str, list[dict[str, Any]]]:
     """target name (overlay or variant) -> its rendered objects."""
     objects: dict[str, list[dict[str, Any]]] = {}
-    for target in render_module.target_names():
+    for target in manifests.target_names():
         started = time.perf_counter()
-        text = render_module.render_overlay(target)
+        text = manifests.render_overlay(target)
         RENDER_SECONDS[target] = time.perf_counter() - started
         objects[target] = [o for o in yaml.safe_load_all(text) if o]
     return objects

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 import string
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import kubernetes_validate
@@ -23,19 +20,6 @@ VERSIONS_ENV = REPO / "platform" / "kind" / "versions.env"
 kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(
     kubernetes_validate.utils.schema_contents
 )
-
-
-def load_render_module() -> ModuleType:
-    """platform/k8s/render.py (a script, not a package module)."""
-    if "k8s_render" in sys.modules:
-        return sys.modules["k8s_render"]
-    spec = importlib.util.spec_from_file_location("k8s_render", K8S_DIR / "render.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["k8s_render"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from k8s_helpers import REPO, find, render_task_pod
 
+from stackctl.k8s import manifests
+
 Objects = list[dict[str, Any]]
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 # eks.env key of each IRSA ServiceAccount's role (platform/k8s/README.md; deploy-eks writes the
@@ -158,7 +160,7 @@ def test_kind_pods_select_no_node_group(rendered: dict[str, Objects]) -> None:
 
 
 def test_each_irsa_account_has_the_role_of_its_own_key(
-    render_module: Any, rendered: dict[str, Objects], cluster: dict[str, Any]
+    rendered: dict[str, Objects], cluster: dict[str, Any]
 ) -> None:
     """An IRSA role trusts exactly one namespace/ServiceAccount: two accounts sharing one role
     ARN means one of them cannot assume it."""
@@ -175,7 +177,7 @@ def test_each_irsa_account_has_the_role_of_its_own_key(
         for sa in cluster["iam"]["serviceAccounts"]
     }
     assert set(annotated) == declared, "rendered IRSA ServiceAccounts != cluster.yaml's"
-    samples = render_module.EKS_SAMPLE_SETTINGS
+    samples = manifests.EKS_SAMPLE_SETTINGS
     expected = {account: samples[key] for key, account in IRSA_ROLE_KEYS.items()}
     for (_, name), role in annotated.items():
         assert role == expected[name], f"ServiceAccount {name}: role {role}, not {expected[name]}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import copy
 import subprocess
-from types import ModuleType
 from typing import Any
 
 import kubernetes_validate
 import pytest
 from k8s_helpers import REPO, kubernetes_version, schema_errors
+
+from stackctl.k8s import manifests
 
 OVERLAYS = ("kind", "eks")
 
@@ -55,10 +56,10 @@ def test_render_time_is_small(render_seconds: dict[str, float]) -> None:
     assert max(render_seconds.values()) < 30
 
 
-def test_render_writes_nothing_into_the_repository(render_module: ModuleType) -> None:
+def test_render_writes_nothing_into_the_repository() -> None:
     overlays_dir = REPO / "platform" / "k8s"
     before = {p: p.stat().st_mtime_ns for p in overlays_dir.rglob("*") if p.is_file()}
-    render_module.render_overlay("kind")
+    manifests.render_overlay("kind")
     after = {p: p.stat().st_mtime_ns for p in overlays_dir.rglob("*") if p.is_file()}
     assert after == before
 

@@ -20,6 +20,8 @@ from k8s_helpers import (
     schema_errors,
 )
 
+from stackctl.k8s import manifests
+
 Objects = list[dict[str, Any]]
 OVERLAYS = ("kind", "eks")
 
@@ -282,9 +284,7 @@ def test_observability_configmaps_fit_their_consumers(
     assert all(key.endswith(".json") for key in dashboards)
 
 
-def test_dev_secrets_cover_every_required_secret_key(
-    render_module: Any, rendered: dict[str, Objects]
-) -> None:
+def test_dev_secrets_cover_every_required_secret_key(rendered: dict[str, Objects]) -> None:
     required = {
         key
         for _, kind, name, optional, key in _refs(rendered["kind"])
@@ -293,9 +293,9 @@ def test_dev_secrets_cover_every_required_secret_key(
         and not optional
         and name.startswith("stack-secrets")
     }
-    assert required <= set(render_module.dev_secrets())
+    assert required <= set(manifests.dev_secrets())
     assert required - {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(
-        render_module.dev_secrets(with_static_s3_keys=False)
+        manifests.dev_secrets(with_static_s3_keys=False)
     )
 
 
@@ -332,15 +332,13 @@ def test_seed_job_reads_the_batches_the_airflow_image_carries(rendered: dict[str
     assert f"ai-analysis/data/batches {batches_dir}" in dockerfile
 
 
-def test_eks_public_urls_come_from_the_ingress_host(
-    render_module: Any, rendered: dict[str, Objects]
-) -> None:
+def test_eks_public_urls_come_from_the_ingress_host(rendered: dict[str, Objects]) -> None:
     objects = rendered["eks"]
     rules = find(objects, "Ingress", "airflow-on-k8s")["spec"]["rules"]
     base_url = find(objects, "ConfigMap", "airflow-config")["data"]["AIRFLOW__API__BASE_URL"]
     assert base_url == f"http://{rules[0]['host']}"
     assert rules[1]["host"] == f"grafana.{rules[0]['host']}"
-    assert rules[0]["host"] == render_module.EKS_SAMPLE_SETTINGS["INGRESS_HOST"], (
+    assert rules[0]["host"] == manifests.EKS_SAMPLE_SETTINGS["INGRESS_HOST"], (
         "eks.env INGRESS_HOST not applied"
     )
 

@@ -97,8 +97,8 @@ class FakeTools:
         self.calls.append(argv)
         self.inputs.append(kw.get("input_text"))
         out = ""
-        if argv[0] == sys.executable and argv[2] == "secrets":
-            Path(argv[3]).write_text(
+        if argv[0] == sys.executable and "secrets" in argv:
+            Path(argv[-1]).write_text(
                 "AWS_ACCESS_KEY_ID=key\nAWS_SECRET_ACCESS_KEY=secret\nAIRFLOW_ADMIN_PASSWORD=pw\n"
             )
         elif argv[:2] == ["kubectl", "kustomize"]:
@@ -123,7 +123,7 @@ class FakeTools:
             elif argv[0] == "kind":
                 short.append(" ".join(argv[:3]))
             else:
-                short.append("render.py secrets")
+                short.append("stack-manifests secrets")
         return short
 
 
@@ -194,7 +194,7 @@ def test_up_runs_every_stage_in_order_and_reports_host_endpoints(
     endpoints = backend.up()
 
     assert tools.commands() == [
-        "render.py secrets", "kubectl kustomize", "kind get clusters", "kind create cluster",
+        "stack-manifests secrets", "kubectl kustomize", "kind get clusters", "kind create cluster",
         "kind load image-archive", "kind load image-archive", "kubectl apply", "kubectl apply",
         "kubectl apply",
     ]  # fmt: skip

@@ -68,7 +68,7 @@ def test_node_ports_env_must_match_the_rendered_services() -> None:
 
 def test_the_real_kind_overlay_maps_every_node_port_to_its_ports_env_port() -> None:
     rendered = subprocess.run(
-        [sys.executable, str(REPO / "platform/k8s/render.py"), "render", "kind"],
+        [sys.executable, "-m", "stackctl.k8s.manifests", "--root", str(REPO), "render", "kind"],
         capture_output=True, text=True, check=True, timeout=120,
     ).stdout  # fmt: skip
     docs = [d for d in yaml.safe_load_all(rendered) if isinstance(d, dict)]

@@ -65,7 +65,9 @@ def test_dev_secrets_come_from_the_k8s_generator_and_are_kept(tmp_path: Path) ->
     runner = RecordingRunner()
     values = deploy.ensure_dev_secrets(generate, "py", tmp_path, path, keys, 30)
     assert values["AIRFLOW_ADMIN_PASSWORD"] == "p"
-    assert runner.calls == [["py", str(tmp_path / "platform/k8s/render.py"), "secrets", str(path)]]
+    assert runner.calls == [
+        ["py", "-m", "stackctl.k8s.manifests", "--root", str(tmp_path), "secrets", str(path)]
+    ]
     deploy.ensure_dev_secrets(generate, "py", tmp_path, path, keys, 30)
     assert len(runner.calls) == 1  # complete file: kept, not rotated
     # A key the manifests now need but the file lacks: regenerate with --force.

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-OBSERVABILITY_DIR = Path(__file__).resolve().parents[3] / "platform" / "observability"
-# The generator and catalog are scripts next to the files they manage, not an installed package.
-if str(OBSERVABILITY_DIR) not in sys.path:
-    sys.path.insert(0, str(OBSERVABILITY_DIR))
-
-import metric_catalog  # noqa: E402
+from stackobservability import metric_catalog
 
 
 @pytest.fixture(scope="session")

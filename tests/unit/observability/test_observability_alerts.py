@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import dashboards
-import metric_catalog
 import pytest
 import yaml
+
+from stackobservability import OBSERVABILITY_DIR, dashboards, metric_catalog
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -35,7 +35,7 @@ def test_promtool_unit_tests_of_the_alerts_pass() -> None:
     """alerts.test.yaml feeds synthetic series and states which alerts fire (with what text)."""
     result = subprocess.run(
         [str(PROMTOOL), "test", "rules", "alerts.test.yaml"],
-        cwd=metric_catalog.HERE,
+        cwd=OBSERVABILITY_DIR,
         capture_output=True,
         text=True,
         timeout=120,
@@ -81,7 +81,7 @@ def test_every_alert_has_severity_and_text() -> None:
 
 
 def test_every_alert_has_a_promtool_unit_test() -> None:
-    tests = yaml.safe_load((metric_catalog.HERE / "alerts.test.yaml").read_text())
+    tests = yaml.safe_load((OBSERVABILITY_DIR / "alerts.test.yaml").read_text())
     tested = {case["alertname"] for test in tests["tests"] for case in test["alert_rule_test"]}
     untested = set(ALERTS) - tested - {"ModelServerReloadFailures"}
     assert not untested, f"alerts without a promtool unit test: {sorted(untested)}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import dashboards
-import metric_catalog
 import pytest
+
+from stackobservability import dashboards, metric_catalog
 
 
 @pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))
@@ -27,9 +27,7 @@ def test_check_mode_reports_a_stale_file(tmp_path, monkeypatch, capsys) -> None:
     stale = tmp_path / "model.json"
     stale.write_text(stale.read_text().replace("p99", "p98"))
     assert dashboards.main(["--check"]) == 1
-    assert "model.json is stale: run .venv/bin/python platform/observability/dashboards.py" in (
-        capsys.readouterr().err
-    )
+    assert "model.json is stale: run stack-dashboards" in (capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))

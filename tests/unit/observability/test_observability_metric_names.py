@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 import json
 
-import dashboards
-import metric_catalog
 import pytest
 import yaml
-from exposition import series_from_exposition
+
+from stackobservability import EXPORTED_METRICS_DIR, dashboards, metric_catalog
+from stackobservability.exposition import series_from_exposition
 
 ALL_QUERIES = (
     metric_catalog.committed_dashboard_queries() + metric_catalog.committed_alert_queries()
@@ -120,7 +120,7 @@ def test_recorded_scrapes_are_present(registry: dict[str, dict[str, str]]) -> No
     assert "push_time_seconds" in registry["pushgateway"]
     assert "container_cpu_usage_seconds_total" in registry["kubernetes"]
     for source in metric_catalog.RECORDED_SOURCES:
-        header = (metric_catalog.FIXTURE_DIR / f"{source}.txt").read_text().splitlines()[0]
+        header = (EXPORTED_METRICS_DIR / f"{source}.txt").read_text().splitlines()[0]
         assert header.startswith("#"), f"{source}.txt must say where its names come from"
 
 

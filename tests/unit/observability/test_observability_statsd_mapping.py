@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-import metric_catalog
 import pytest
+
+from stackobservability import metric_catalog
 
 CONTRACT_NAMES = {
     "airflow_dagrun_duration_seconds",

@@ -1,6 +1,6 @@
 """The eks overlay's deploy-time inputs, which are never committed: `eks.env` and `secrets.env`.
 
-The Kubernetes engineer's platform/k8s/render.py defines them (keys, sample values, how fresh
+The Kubernetes engineer's `stackctl.k8s.manifests` defines them (keys, sample values, how fresh
 credentials are made); this module supplies the real values and renders on a temporary copy of
 platform/, so no credential is ever written into the checkout:
 
@@ -16,20 +16,17 @@ A dry run without credentials fills what it cannot know with the sample values a
 from __future__ import annotations
 
 import base64
-import importlib.util
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
 
 from stackctl.eks.cluster import ClusterSpec
+from stackctl.k8s import manifests
 
-K8S_RENDER = Path("platform") / "k8s" / "render.py"
 # eks.env key -> the ServiceAccount whose IRSA role (platform/eks/cluster.yaml) it names; the overlay
 # annotates each account with its own key (each role trusts exactly one ServiceAccount).
 IRSA_ROLE_KEYS = {"IRSA_ROLE_ARN": "airflow", "IRSA_MLFLOW_ROLE_ARN": "mlflow"}
@@ -44,18 +41,6 @@ _COPY_IGNORE = shutil.ignore_patterns("secrets.env", "eks.env", "__pycache__", "
 
 class InputsError(RuntimeError):
     """A deploy-time input is missing; the message names it and where it comes from."""
-
-
-@cache
-def k8s_render(repo_root: Path) -> ModuleType:
-    """platform/k8s/render.py, imported from its path (it is a script, not a package)."""
-    path = repo_root / K8S_RENDER
-    spec = importlib.util.spec_from_file_location("airflow_on_k8s_render", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise InputsError(f"{path} is missing; it defines the overlays' deploy-time files.")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -99,7 +84,7 @@ def eks_settings(
             "Missing deploy settings: "
             + "; ".join(f"{key} (from {sources[key]})" for key in missing)
         )
-    samples: Mapping[str, str] = k8s_render(repo_root).EKS_SAMPLE_SETTINGS
+    samples: Mapping[str, str] = manifests.EKS_SAMPLE_SETTINGS
     settings = {key: value or samples[key] for key, value in known.items()}
     notes = [
         f"{key} is a sample value ({settings[key]}); set it with {sources[key]}" for key in missing
@@ -109,7 +94,7 @@ def eks_settings(
 
 def fresh_secrets(repo_root: Path) -> dict[str, str]:
     """New credentials for every key the manifests read (IRSA: no static S3 keys)."""
-    values: dict[str, str] = k8s_render(repo_root).dev_secrets(with_static_s3_keys=False)
+    values = manifests.dev_secrets(with_static_s3_keys=False, root=repo_root)
     return values
 
 

@@ -1,5 +1,5 @@
 """Deploy the kind overlay: write the dev secrets file its secretGenerator reads (through
-platform/k8s/render.py), render the overlay with `kubectl kustomize`, and apply it with
+`stackctl.k8s.manifests`), render the overlay with `kubectl kustomize`, and apply it with
 `kubectl apply --server-side`.
 
 The overlay (platform/k8s/overlays/kind, owned by the Kubernetes engineer) generates the Secret
@@ -22,7 +22,7 @@ from stackctl.k8s.commands import Runner
 SECRET_NAME = "stack-secrets"
 KIND_OVERLAY = Path("platform/k8s/overlays/kind")
 K8S_DIR = Path("platform/k8s")
-RENDER_SCRIPT = K8S_DIR / "render.py"
+SECRETS_GENERATOR = "stackctl.k8s.manifests"
 FIELD_MANAGER = "stackctl"
 
 
@@ -71,15 +71,15 @@ def required_secret_keys(manifest_dirs: Sequence[Path]) -> list[str]:
 
 
 def secrets_command(python: str, root: Path, path: Path, *, force: bool) -> list[str]:
-    """The Kubernetes engineer's generator (platform/k8s/render.py) writes the dev secrets."""
-    args = [python, str(root / RENDER_SCRIPT), "secrets", str(path)]
+    """The Kubernetes engineer's generator (`stack-manifests secrets`) writes the dev secrets."""
+    args = [python, "-m", SECRETS_GENERATOR, "--root", str(root), "secrets", str(path)]
     return [*args, "--force"] if force else args
 
 
 def ensure_dev_secrets(
     runner: Runner, python: str, root: Path, path: Path, keys: Sequence[str], timeout: float
 ) -> dict[str, str]:
-    """The dev secrets env file, written by platform/k8s/render.py if missing; kept if it already
+    """The dev secrets env file, written by `stack-manifests secrets` if missing; kept if it already
     holds every required key (a re-run must not rotate a running cluster's credentials), rewritten
     (`--force`) if a key is missing, so a new secretKeyRef never deploys half-configured."""
     complete = path.is_file() and set(keys) <= set(parse_env_file(path))
@@ -90,7 +90,7 @@ def ensure_dev_secrets(
     if missing:
         raise DeployConfigError(
             f"{path} lacks {', '.join(missing)} although manifests reference them in "
-            f"secretKeyRef: add them to dev_secrets() in {RENDER_SCRIPT}."
+            f"secretKeyRef: add them to dev_secrets() in {SECRETS_GENERATOR}."
         )
     return values
 

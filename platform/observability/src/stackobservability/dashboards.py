@@ -4,8 +4,8 @@ The panels are declared below as plain data (title, PromQL, unit); `grafana-foun
 into Grafana's dashboard JSON model, committed under ``dashboards/`` and shipped to Grafana by the
 ``grafana-dashboards`` ConfigMap (kustomization.yaml). After editing this file regenerate with:
 
-    .venv/bin/python platform/observability/dashboards.py          # writes dashboards/*.json
-    .venv/bin/python platform/observability/dashboards.py --check  # exit 1 if the JSON is stale
+    stack-dashboards          # writes platform/observability/dashboards/*.json
+    stack-dashboards --check  # exit 1 if the JSON is stale
 
 Every metric a query uses must be one that something in the stack exports (the model server, the
 monitoring DAG's Pushgateway gauges, statsd-mapping.yaml for Airflow, MLflow/SeaweedFS/Pushgateway
@@ -28,8 +28,10 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
-REGENERATE_COMMAND = ".venv/bin/python platform/observability/dashboards.py"
+from stackobservability import OBSERVABILITY_DIR
+
+DASHBOARD_DIR = OBSERVABILITY_DIR / "dashboards"
+REGENERATE_COMMAND = "stack-dashboards"
 # Dashboards pick their Prometheus through this variable, so one JSON works with any datasource uid.
 DATASOURCE = dashboard_models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 GRID_WIDTH = 24
@@ -750,7 +752,9 @@ def stale_dashboards() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate the Grafana dashboards' JSON.")
+    parser = argparse.ArgumentParser(
+        prog="stack-dashboards", description="Generate the Grafana dashboards' JSON."
+    )
     parser.add_argument(
         "--check", action="store_true", help="only report stale JSON (exit 1), write nothing"
     )

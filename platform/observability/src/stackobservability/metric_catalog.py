@@ -5,7 +5,7 @@ Sources of exported series (each read from the real thing, never typed by hand w
 - ``ml_monitoring``: the registry ``mlpipe.monitoring.metrics_registry`` pushes to the Pushgateway;
 - ``airflow``: what ``statsd-mapping.yaml`` makes of the metrics in Airflow's own registry
   (``airflow/_shared/observability/metrics/metrics_template.yaml`` of the installed Airflow);
-- ``mlflow``, ``seaweedfs``, ``pushgateway``: recorded scrapes (record_exporter_metrics.py);
+- ``mlflow``, ``seaweedfs``, ``pushgateway``: recorded scrapes (``stack-record-metrics``);
 - ``kubernetes``: kube-state-metrics/cAdvisor/node-exporter, a list written from their docs;
 - ``prometheus``: the series Prometheus itself adds to every scrape (``up`` ...).
 """
@@ -22,15 +22,18 @@ from typing import Any, Literal
 
 import promql_parser
 import yaml
-from exposition import SERIES_SUFFIXES, read_series_file, series_from_exposition
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
-DASHBOARD_DIR = HERE / "dashboards"
-ALERTS_FILE = HERE / "alerts.yaml"
-STATSD_MAPPING_FILE = HERE / "statsd-mapping.yaml"
-FIXTURE_DIR = REPO_ROOT / "tests" / "unit" / "observability" / "fixtures" / "exported_metrics"
+from stackobservability import EXPORTED_METRICS_DIR, OBSERVABILITY_DIR
+from stackobservability.exposition import (
+    SERIES_SUFFIXES,
+    read_series_file,
+    series_from_exposition,
+)
+
+DASHBOARD_DIR = OBSERVABILITY_DIR / "dashboards"
+ALERTS_FILE = OBSERVABILITY_DIR / "alerts.yaml"
+STATSD_MAPPING_FILE = OBSERVABILITY_DIR / "statsd-mapping.yaml"
 RECORDED_SOURCES = ("mlflow", "seaweedfs", "pushgateway", "kubernetes")
 AIRFLOW_STATSD_PREFIX = "airflow"
 
@@ -284,7 +287,7 @@ def ml_monitoring_series() -> dict[str, str]:
 
 
 def recorded_series(source: str) -> dict[str, str]:
-    return read_series_file(FIXTURE_DIR / f"{source}.txt")
+    return read_series_file(EXPORTED_METRICS_DIR / f"{source}.txt")
 
 
 def build_registry() -> dict[str, dict[str, str]]:

@@ -3,10 +3,10 @@
 Starts MLflow (``mlflow server --expose-prometheus``), SeaweedFS (``weed server -metricsPort``) and the
 Prometheus Pushgateway on loopback ports, sends each a little traffic so that request metrics exist,
 scrapes ``/metrics``, and writes one ``<family> <type>`` line per metric family to
-``tests/unit/observability/fixtures/exported_metrics/<exporter>.txt``. The dashboards and alert rules may
+``platform/observability/exported-metrics/<exporter>.txt``. The dashboards and alert rules may
 only use names found there (``tests/unit/observability`` checks it). Everything it starts is stopped.
 
-Run from the repository root:  .venv/bin/python platform/observability/record_exporter_metrics.py
+Run:  stack-record-metrics [mlflow seaweedfs pushgateway]
 (``--port-base`` picks the first of the ~12 consecutive loopback ports it uses; default 23100).
 """
 
@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from exposition import series_from_exposition, write_series_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURE_DIR = REPO_ROOT / "tests" / "unit" / "observability" / "fixtures" / "exported_metrics"
+from stackobservability import EXPORTED_METRICS_DIR, OBSERVABILITY_DIR
+from stackobservability.exposition import series_from_exposition, write_series_file
+
+REPO_ROOT = OBSERVABILITY_DIR.parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -74,11 +75,11 @@ def write_fixture(exporter: str, exposition: str, *, how: str, drop_prefix: str 
     series = series_from_exposition(exposition)
     if drop_prefix:
         series = {name: kind for name, kind in series.items() if not name.startswith(drop_prefix)}
-    path = FIXTURE_DIR / f"{exporter}.txt"
+    path = EXPORTED_METRICS_DIR / f"{exporter}.txt"
     header = [
         f"Series exported by {exporter}, recorded from a real scrape of its /metrics.",
         f"Produced by: {how}",
-        "Regenerate: .venv/bin/python platform/observability/record_exporter_metrics.py",
+        "Regenerate: stack-record-metrics",
         "Format: <series name> <type of its family>",
     ]
     write_series_file(path, series, header=header)

@@ -5,11 +5,12 @@ and ``eks.env`` (IRSA role ARN, DAG repository and release ref; eks overlay). A 
 them next to the overlay's kustomization.yaml; this module writes them for it, and renders any
 overlay on a temporary copy with throwaway values so offline validation needs no secret on disk.
 
-    python platform/k8s/render.py secrets platform/k8s/overlays/kind/secrets.env
-    python platform/k8s/render.py render kind > /tmp/kind.yaml
-    python platform/k8s/render.py export /tmp/manifests   # every target, one object per file
+    stack-manifests secrets platform/k8s/overlays/kind/secrets.env
+    stack-manifests render kind > /tmp/kind.yaml
+    stack-manifests export /tmp/manifests   # every target, one object per file
 
 Targets: every overlay, plus the opt-in variants of VARIANTS rendered from their base alone.
+Paths are those of the checkout (`stackcontract.repo.find_repo_root`, or `root=`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ import yaml
 
 from stackcontract.envfile import parse_env_file as read_env_file
 from stackcontract.envfile import write_env_file
+from stackcontract.errors import ConfigError
+from stackcontract.repo import find_repo_root
 
-K8S_DIR = Path(__file__).resolve().parent
-PLATFORM_DIR = K8S_DIR.parent
-OVERLAYS_DIR = K8S_DIR / "overlays"
+K8S_DIR = Path("platform") / "k8s"
 # What an overlay may reference: the manifests, the shared config and the observability ConfigMaps.
 RENDER_INPUTS = ("k8s", "config", "observability")
 DEPLOY_TIME_FILES = ("secrets.env", "eks.env")
@@ -61,10 +62,15 @@ def _token(nbytes: int = 24) -> str:
     return secrets.token_hex(nbytes)
 
 
-def dev_secrets(*, with_static_s3_keys: bool = True) -> dict[str, str]:
+def _root(root: Path | None) -> Path:
+    return find_repo_root() if root is None else root
+
+
+def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -> dict[str, str]:
     """Fresh random credentials for every key the manifests read from Secret ``stack-secrets``."""
-    region = read_env_file(PLATFORM_DIR / "config" / "stack.env")["S3_REGION"]
-    endpoint = read_env_file(K8S_DIR / "base" / "stack-config" / "endpoints.env")["S3_ENDPOINT_URL"]
+    k8s = _root(root) / K8S_DIR
+    region = read_env_file(k8s.parent / "config" / "stack.env")["S3_REGION"]
+    endpoint = read_env_file(k8s / "base" / "stack-config" / "endpoints.env")["S3_ENDPOINT_URL"]
     values = {
         "POSTGRES_PASSWORD": _token(),
         "AIRFLOW_DB_PASSWORD": _token(),
@@ -123,28 +129,29 @@ def find_kubectl() -> str:
     return found
 
 
-def overlay_names() -> list[str]:
+def overlay_names(root: Path | None = None) -> list[str]:
     """Every overlay directory (each holds a kustomization.yaml)."""
-    return sorted(p.parent.name for p in OVERLAYS_DIR.glob("*/kustomization.yaml"))
+    overlays = _root(root) / K8S_DIR / "overlays"
+    return sorted(p.parent.name for p in overlays.glob("*/kustomization.yaml"))
 
 
-def _copy_inputs(destination: Path) -> None:
+def _copy_inputs(root: Path, destination: Path) -> None:
     for name in RENDER_INPUTS:
-        source = PLATFORM_DIR / name
+        source = root / "platform" / name
         if source.is_dir():
             shutil.copytree(
                 source, destination / name, ignore=shutil.ignore_patterns(*DEPLOY_TIME_FILES)
             )
 
 
-def target_names() -> list[str]:
+def target_names(root: Path | None = None) -> list[str]:
     """Everything `export` renders: the overlays, then the variants."""
-    return [*overlay_names(), *VARIANTS]
+    return [*overlay_names(root), *VARIANTS]
 
 
 def _variant_wrapper(copy: Path, base: Path) -> Path:
     """A kustomization placing a variant base in the stack's namespace, as an overlay would."""
-    namespace = yaml.safe_load((K8S_DIR / "base" / "namespace" / "namespace.yaml").read_text())
+    namespace = yaml.safe_load((copy / "k8s" / "base" / "namespace" / "namespace.yaml").read_text())
     wrapper = copy / "variant"
     wrapper.mkdir()
     document = {
@@ -157,24 +164,26 @@ def _variant_wrapper(copy: Path, base: Path) -> Path:
     return wrapper
 
 
-def render_overlay(overlay: str, *, kubectl: str | None = None) -> str:
+def render_overlay(overlay: str, *, kubectl: str | None = None, root: Path | None = None) -> str:
     """``kubectl kustomize`` of an overlay (or variant) on a temporary copy holding throwaway
     deploy-time files; the repository itself is never written to."""
-    if overlay not in target_names():
-        raise RenderError(f"unknown overlay {overlay!r}; choose one of {target_names()}")
+    root = _root(root)
+    if overlay not in (targets := target_names(root)):
+        raise RenderError(f"unknown overlay {overlay!r}; choose one of {targets}")
     with tempfile.TemporaryDirectory(prefix="k8s-render-") as tmp:
         copy = Path(tmp) / "platform"
-        _copy_inputs(copy)
+        _copy_inputs(root, copy)
         if overlay in VARIANTS:
-            root = _variant_wrapper(copy, VARIANTS[overlay])
+            target = _variant_wrapper(copy, VARIANTS[overlay])
         else:
-            root = copy / "k8s" / "overlays" / overlay
-            write_env_file(root / "secrets.env", dev_secrets(with_static_s3_keys=overlay != "eks"))
+            target = copy / "k8s" / "overlays" / overlay
+            secrets_values = dev_secrets(with_static_s3_keys=overlay != "eks", root=root)
+            write_env_file(target / "secrets.env", secrets_values)
         if overlay == "eks":
-            write_env_file(root / "eks.env", EKS_SAMPLE_SETTINGS)
-            set_images(root / "kustomization.yaml", sample_release_images())
+            write_env_file(target / "eks.env", EKS_SAMPLE_SETTINGS)
+            set_images(target / "kustomization.yaml", sample_release_images())
         result = subprocess.run(
-            [kubectl or find_kubectl(), "kustomize", str(root)],
+            [kubectl or find_kubectl(), "kustomize", str(target)],
             capture_output=True,
             text=True,
             check=False,
@@ -184,7 +193,9 @@ def render_overlay(overlay: str, *, kubectl: str | None = None) -> str:
     return result.stdout
 
 
-def export_objects(directory: Path, *, kubectl: str | None = None) -> list[Path]:
+def export_objects(
+    directory: Path, *, kubectl: str | None = None, root: Path | None = None
+) -> list[Path]:
     """Render every target into ``directory/<target>/``, one object per file (what checkov scans).
 
     checkov silently ignores a whole YAML file containing ``{{`` (it takes it for a Helm
@@ -192,12 +203,14 @@ def export_objects(directory: Path, *, kubectl: str | None = None) -> list[Path]
     is left out (a ConfigMap has nothing checkov checks), and any other object with ``{{`` is an
     error rather than a silently unchecked workload.
     """
+    root = _root(root)
     written: list[Path] = []
-    for target in target_names():
+    for target in target_names(root):
         folder = directory / target
         shutil.rmtree(folder, ignore_errors=True)  # no stale objects from an earlier export
         folder.mkdir(parents=True)
-        objects = [o for o in yaml.safe_load_all(render_overlay(target, kubectl=kubectl)) if o]
+        text = render_overlay(target, kubectl=kubectl, root=root)
+        objects = [o for o in yaml.safe_load_all(text) if o]
         for index, obj in enumerate(objects):
             text = yaml.safe_dump(obj, sort_keys=False)
             kind, name = obj["kind"], obj["metadata"]["name"]
@@ -213,9 +226,25 @@ def export_objects(directory: Path, *, kubectl: str | None = None) -> list[Path]
     return written
 
 
+def write_dev_secrets(
+    path: Path, *, irsa: bool = False, force: bool = False, root: Path | None = None
+) -> bool:
+    """Write fresh dev credentials to ``path`` unless it exists (``force`` rotates them); True
+    when written. Rotating under a running stack would lock it out of its own database."""
+    if path.exists() and not force:
+        return False
+    write_env_file(path, dev_secrets(with_static_s3_keys=not irsa, root=root))
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="stack-manifests",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--root", type=Path, help="the checkout (default: found from the working directory)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     write = commands.add_parser("secrets", help="write a fresh dev secrets.env (kept if it exists)")
@@ -225,27 +254,25 @@ def main(argv: list[str] | None = None) -> int:
     render = commands.add_parser(
         "render", help="render an overlay with throwaway deploy-time files"
     )
-    render.add_argument("overlay", choices=target_names())
+    render.add_argument("overlay")
     export = commands.add_parser("export", help="render every target, one object per file")
     export.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "secrets":
-            if args.path.exists() and not args.force:
-                # Rotating credentials under a running stack would lock it out of its own database.
+            if write_dev_secrets(args.path, irsa=args.irsa, force=args.force, root=args.root):
+                print(f"wrote {args.path}", file=sys.stderr)
+            else:
                 print(f"{args.path} exists; kept (use --force to replace it)", file=sys.stderr)
-                return 0
-            write_env_file(args.path, dev_secrets(with_static_s3_keys=not args.irsa))
-            print(f"wrote {args.path}", file=sys.stderr)
         elif args.command == "export":
-            files = export_objects(args.directory)
+            files = export_objects(args.directory, root=args.root)
             print(
-                f"wrote {len(files)} objects of {target_names()} to {args.directory}",
+                f"wrote {len(files)} objects of {target_names(args.root)} to {args.directory}",
                 file=sys.stderr,
             )
         else:
-            sys.stdout.write(render_overlay(args.overlay))
-    except RenderError as error:
+            sys.stdout.write(render_overlay(args.overlay, root=args.root))
+    except (RenderError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
