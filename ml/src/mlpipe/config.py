@@ -14,8 +14,11 @@ Public API (stable, other engineers import it):
 - ``compute_threads()``: context manager capping OpenMP/BLAS threads at ``$MLPIPE_THREADS`` (default
   1): gradient boosting with spinning OpenMP threads on a shared, oversubscribed 2-core machine was
   measured 20-80x slower than single-threaded.
-- ``export_mlflow_env(settings)``: puts the S3 endpoint and credentials where MLflow's artifact
-  client looks for them (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``); called at run time, never at import.
+- ``mlflow_env(settings) -> dict``: the S3 endpoint and credentials in the variables MLflow's
+  artifact client reads (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``).
+- ``mlflow_environment(settings)``: context manager adding those to ``os.environ`` for the block
+  only (variables already set win); ``export_mlflow_env(settings)`` adds them for good, for a
+  process's entry point (the model server, an Airflow task). Never called at import.
 """
 
 from __future__ import annotations
@@ -156,17 +159,37 @@ def s3_client(settings: Settings) -> S3Client:
     )
 
 
-def export_mlflow_env(settings: Settings) -> None:
-    """Expose the S3 endpoint and credentials to MLflow's artifact store client (run time only)."""
+def mlflow_env(settings: Settings) -> dict[str, str]:
+    """The S3 endpoint and credentials, named as MLflow's artifact store client reads them."""
+    values: dict[str, str] = {}
     endpoint = settings.mlflow_s3_endpoint_url or settings.s3_endpoint_url
     if endpoint:
-        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", endpoint)
-        for key, value in CHECKSUM_ENV.items():
-            os.environ.setdefault(key, value)
+        values["MLFLOW_S3_ENDPOINT_URL"] = endpoint
+        values |= CHECKSUM_ENV
     if settings.aws_access_key_id and settings.aws_secret_access_key:
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", settings.aws_access_key_id)
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", settings.aws_secret_access_key)
-    os.environ.setdefault("AWS_DEFAULT_REGION", settings.s3_region)
+        values["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id
+        values["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key
+    values["AWS_DEFAULT_REGION"] = settings.s3_region
+    return values
+
+
+def export_mlflow_env(settings: Settings) -> None:
+    """Add `mlflow_env` to the process environment for good (a process's entry point only)."""
+    for key, value in mlflow_env(settings).items():
+        os.environ.setdefault(key, value)
+
+
+@contextmanager
+def mlflow_environment(settings: Settings) -> Iterator[None]:
+    """`mlflow_env` in the process environment for the block only; variables already set win
+    and the ones added are removed afterwards."""
+    added = {k: v for k, v in mlflow_env(settings).items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 @contextmanager

@@ -2,7 +2,11 @@
 
 Public API (stable):
 
-- ``Metrics`` (pydantic: rmse, mae, r2, n_rows) and ``regression_metrics(y_true, y_pred) -> Metrics``.
+- ``Predictor``: the one model type (anything with a scikit-learn style ``predict``); the
+  registry loads one, the model server serves one.
+- ``Metrics`` (pydantic: rmse, mae, r2, n_rows) and ``regression_metrics(y_true, y_pred) -> Metrics``,
+  the one implementation (monitoring uses it too). R^2 is 0.0 when the truth is constant (it is
+  undefined there).
 - ``score(model, frame) -> Metrics``: predictions of any fitted model on a frame with the target.
 - ``PricePerCaratBaseline``: price = median(price / carat) of the training rows x carat.
 - ``Evaluation`` (model, baseline, rmse_improvement) and ``evaluate(model, train, test)``.
@@ -10,13 +14,13 @@ Public API (stable):
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from mlpipe.config import compute_threads
 from mlpipe.features import feature_frame
@@ -39,14 +43,18 @@ class Metrics(BaseModel):
 
 
 def regression_metrics(y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> Metrics:
-    """RMSE, MAE and R^2 of ``y_pred`` against ``y_true``."""
-    truth = np.asarray(y_true, dtype=float)
-    predicted = np.asarray(y_pred, dtype=float)
+    """RMSE, MAE and R^2 of ``y_pred`` against ``y_true``; R^2 is 0.0 for a constant truth."""
+    truth = np.asarray(y_true, dtype=float).ravel()
+    errors = np.asarray(y_pred, dtype=float).ravel() - truth if truth.size else truth
+    if errors.shape != truth.shape or truth.size == 0:
+        raise ValueError(f"need as many predictions as true values (>0), got {truth.size}")
+    squared = float(np.sum(errors**2))
+    total = float(np.sum((truth - truth.mean()) ** 2))
     return Metrics(
-        rmse=float(np.sqrt(mean_squared_error(truth, predicted))),
-        mae=float(mean_absolute_error(truth, predicted)),
-        r2=float(r2_score(truth, predicted)),
-        n_rows=len(truth),
+        rmse=math.sqrt(squared / truth.size),
+        mae=float(np.mean(np.abs(errors))),
+        r2=1.0 - squared / total if total > 0 else 0.0,
+        n_rows=int(truth.size),
     )
 
 

@@ -18,7 +18,6 @@ shares of the reference ("expected") and current ("actual") data in each bin. Co
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, Literal
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlpipe.config import Settings
 from mlpipe.data import BATCH_SUFFIX, load_validated
+from mlpipe.evaluate import regression_metrics
 from mlpipe.features import feature_frame
 from mlpipe.schema import FEATURE_COLUMNS, TARGET
 from mlpipe.storage import Storage, uri_name
@@ -174,7 +174,7 @@ def feature_psi(
 def regression_quality(
     y_true: Sequence[float] | pd.Series, y_pred: Sequence[float] | npt.NDArray[np.float64]
 ) -> QualityMetrics:
-    """RMSE, MAE and R^2 of predictions; R^2 is 0.0 when the truth is constant (undefined)."""
+    """`evaluate.regression_metrics` of the batch (R^2 is 0.0 when the truth is constant)."""
     truth = np.asarray(y_true, dtype=float)
     pred = np.asarray(y_pred, dtype=float)
     if truth.shape != pred.shape:
@@ -183,14 +183,7 @@ def regression_quality(
         )
     if truth.size == 0:
         raise MonitoringError("cannot measure quality on an empty batch.")
-    errors = pred - truth
-    total = float(np.sum((truth - truth.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(errors**2)) / total if total > 0 else 0.0
-    return QualityMetrics(
-        rmse=math.sqrt(float(np.mean(errors**2))),
-        mae=float(np.mean(np.abs(errors))),
-        r2=r2,
-    )
+    return QualityMetrics(**regression_metrics(truth, pred).model_dump(exclude={"n_rows"}))
 
 
 def build_report(

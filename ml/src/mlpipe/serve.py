@@ -9,15 +9,14 @@ alert rules (see the team brief): do not rename them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -38,6 +37,7 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlpipe.evaluate import Predictor
 from mlpipe.schema import FEATURE_COLUMNS, MAX_BATCH_ROWS, PredictRequest, PredictResponse
 from stackcontract import metrics as metric_names
 
@@ -64,8 +64,6 @@ LATENCY_BUCKETS: Final = (
     2.5,
     5.0,
 )
-
-Predictor = Callable[[pd.DataFrame], npt.NDArray[np.float64]]
 
 
 class ServeSettings(BaseModel):
@@ -195,7 +193,11 @@ class ServedModel:
     name: str
     version: str
     run_id: str
-    predict: Predictor
+    model: Predictor
+
+    def predict(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """Prices for the rows of ``frame``."""
+        return np.asarray(self.model.predict(frame), dtype=np.float64)
 
 
 class NoChampionError(LookupError):
@@ -222,26 +224,12 @@ class ModelInfo(BaseModel):
     alias: str
 
 
-def load_sklearn_predictor(model_uri: str) -> Predictor:
-    """The sklearn flavour's estimator: ~10x less per-call overhead than pyfunc's schema
-    enforcement, which the server's own pydantic schema makes redundant. Deserialized with skops
-    and the project's trusted-type list (not the list stored inside the artifact, which whoever
-    logged the model controls)."""
-    import mlflow.artifacts
-    import skops.io
+def registry_loader(tracking_uri: str | None) -> Callable[[str], Predictor]:
+    """The registry's one model loader (`mlpipe.registry.read_model`) bound to ``tracking_uri``:
+    the sklearn estimator, whose own input checks the server's pydantic schema makes redundant."""
+    from mlpipe.registry import read_model
 
-    from mlpipe.registry import SKOPS_TRUSTED_TYPES
-
-    with tempfile.TemporaryDirectory(prefix="mlpipe-serve-") as folder:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder))
-        files = sorted(local.rglob("*.skops"))
-        if not files:
-            raise ValueError(
-                f"{model_uri} has no .skops file: log models with serialization_format='skops'."
-            )
-        estimator = skops.io.load(files[0], trusted=list(SKOPS_TRUSTED_TYPES))
-    predict: Predictor = estimator.predict
-    return predict
+    return functools.partial(read_model, tracking_uri=tracking_uri or None)
 
 
 class ChampionWatcher:
@@ -253,7 +241,7 @@ class ChampionWatcher:
         metrics: ServerMetrics,
         *,
         client: Any = None,
-        loader: Callable[[str], Predictor] = load_sklearn_predictor,
+        loader: Callable[[str], Predictor] | None = None,
     ) -> None:
         from mlflow import MlflowClient
 
@@ -262,7 +250,7 @@ class ChampionWatcher:
         self.client = client or MlflowClient(
             tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
         )
-        self.loader = loader
+        self.loader = loader or registry_loader(settings.tracking_uri)
         self._current: ServedModel | None = None
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait
 
@@ -293,7 +281,7 @@ class ChampionWatcher:
                 name=self.settings.model_name,
                 version=number,
                 run_id=str(version.run_id or ""),
-                predict=predictor,
+                model=predictor,
             )
             self._current = loaded  # a single reference assignment: in-flight requests keep theirs
             self.metrics.serving(loaded)
@@ -398,14 +386,10 @@ def create_app(
     settings: ServeSettings,
     *,
     client: Any = None,
-    loader: Callable[[str], Predictor] = load_sklearn_predictor,
+    loader: Callable[[str], Predictor] | None = None,
 ) -> FastAPI:
-    """The model server as an ASGI app; the champion is loaded and polled during its lifespan."""
-    if settings.tracking_uri:
-        import mlflow
-
-        # `models:/` and `mlflow-artifacts:/` URIs resolve through the process-wide tracking URI.
-        mlflow.set_tracking_uri(settings.tracking_uri)
+    """The model server as an ASGI app; the champion is loaded and polled during its lifespan.
+    Nothing process-wide is set: the registry client and loader carry the tracking URI."""
     metrics = ServerMetrics()
     watcher = ChampionWatcher(settings, metrics, client=client, loader=loader)
 

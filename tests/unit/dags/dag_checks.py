@@ -21,6 +21,8 @@ from unittest import mock
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = REPO_ROOT / "airflow" / "dags"
 BUNDLE_NAME = "dags-folder"
+# The executors the backends run: LocalExecutor (local, compose), KubernetesExecutor (kind, eks).
+EXECUTORS = ("LocalExecutor", "KubernetesExecutor")
 
 
 def configure_airflow_home(home: Path | None = None) -> Path:
@@ -40,6 +42,7 @@ class ParseOutcome:
     """What parsing one folder produced."""
 
     folder: Path
+    executor: str
     dags: dict[str, Any]
     import_errors: dict[str, str]
     seconds_per_file: dict[str, float]
@@ -103,8 +106,24 @@ def parse_guards() -> Iterator[tuple[list[str], list[str]]]:
         yield calls, statements
 
 
-def parse_dag_folder(folder: Path = DAGS_FOLDER) -> ParseOutcome:
-    """Parse every DAG file under `folder` (respecting .airflowignore) like the DAG processor.
+@contextmanager
+def configured_executor(executor: str) -> Iterator[None]:
+    """`[core] executor` set to `executor` for the block (as the backend's config sets it)."""
+    key = "AIRFLOW__CORE__EXECUTOR"
+    previous = os.environ.get(key)
+    os.environ[key] = executor
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = previous
+
+
+def parse_dag_folder(folder: Path = DAGS_FOLDER, *, executor: str = EXECUTORS[0]) -> ParseOutcome:
+    """Parse every DAG file under `folder` (respecting .airflowignore) like the DAG processor
+    of a deployment running `executor`.
 
     Uses the bundle-aware DagBag, as the DAG processor and the task runner do, so the folder is on
     sys.path and helper packages next to the DAG files import the same way as in production.
@@ -112,7 +131,7 @@ def parse_dag_folder(folder: Path = DAGS_FOLDER) -> ParseOutcome:
     from airflow.dag_processing.dagbag import BundleDagBag
 
     started = time.perf_counter()
-    with parse_guards() as (calls, statements):
+    with configured_executor(executor), parse_guards() as (calls, statements):
         bag = BundleDagBag(
             dag_folder=str(folder), bundle_path=folder, bundle_name=BUNDLE_NAME, safe_mode=False
         )
@@ -124,6 +143,7 @@ def parse_dag_folder(folder: Path = DAGS_FOLDER) -> ParseOutcome:
     seconds.setdefault("<total>", total)
     return ParseOutcome(
         folder=folder,
+        executor=executor,
         dags=dict(bag.dags),
         import_errors=dict(bag.import_errors),
         seconds_per_file=seconds,

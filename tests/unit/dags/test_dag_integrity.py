@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
 import subprocess
@@ -204,38 +203,20 @@ def test_ruff_air_rules_pass_on_the_dag_folder() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_heavy_tasks_carry_pod_resources_under_the_kubernetes_executor() -> None:
-    # A separate interpreter: the executor is read from the config at parse time.
-    script = textwrap.dedent(
-        """
-        import json, sys
-        from dag_checks import DAGS_FOLDER, parse_dag_folder
-        outcome = parse_dag_folder(DAGS_FOLDER)
-        print(json.dumps({
-            dag_id: {
-                t.task_id: t.executor_config["pod_override"].spec.containers[0].resources.requests
-                for t in dag.tasks if t.executor_config
-            }
-            for dag_id, dag in outcome.dags.items()
-        }))
-        """
-    )
-    env = {
-        **os.environ,
-        "AIRFLOW__CORE__EXECUTOR": "KubernetesExecutor",
-        "PYTHONPATH": str(Path(__file__).parent),
+def test_heavy_tasks_carry_pod_resources_under_the_kubernetes_executor(
+    parsed: ParseOutcome,
+) -> None:
+    """The executor is read at parse time: pod overrides under KubernetesExecutor, none else."""
+    requests = {
+        dag_id: {
+            t.task_id: t.executor_config["pod_override"].spec.containers[0].resources.requests
+            for t in dag.tasks
+            if t.executor_config
+        }
+        for dag_id, dag in parsed.dags.items()
     }
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    import json
-
-    requests = json.loads(result.stdout.strip().splitlines()[-1])
+    if parsed.executor != "KubernetesExecutor":
+        assert requests == {dag_id: {} for dag_id in DAG_IDS}
+        return
     assert {dag_id: set(tasks) for dag_id, tasks in requests.items()} == HEAVY_TASKS
     assert requests["ml_training"]["train"] == {"cpu": "2", "memory": "3Gi"}

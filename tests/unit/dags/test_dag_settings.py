@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-# `parsed` puts airflow/dags on sys.path exactly as the DAG processor does (bundle path).
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("parsed")]
+# `parsed_local` puts airflow/dags on sys.path exactly as the DAG processor does (bundle path).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("parsed_local")]
 
 
 @pytest.mark.parametrize(

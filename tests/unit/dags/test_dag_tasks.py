@@ -43,9 +43,6 @@ MOSTLY_GARBAGE = batch_name(date(2026, 3, 9))
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskStack]:
-    import mlflow
-
-    previous_uri = mlflow.get_tracking_uri()
     mlflow_uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     with moto_server() as endpoint, pytest.MonkeyPatch.context() as monkeypatch:
         point_airflow_env_at(monkeypatch, endpoint, BUCKET, mlflow_uri)
@@ -58,17 +55,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskStack]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # MLflow/sklearn chatter, not ours
             yield stack
-    mlflow.set_tracking_uri(previous_uri)
 
 
 @pytest.fixture(scope="module")
-def training(parsed: ParseOutcome) -> Any:
-    return parsed.dags["ml_training"]
+def training(parsed_local: ParseOutcome) -> Any:
+    return parsed_local.dags["ml_training"]
 
 
 @pytest.fixture(scope="module")
-def monitoring_dag(parsed: ParseOutcome) -> Any:
-    return parsed.dags["ml_monitoring"]
+def monitoring_dag(parsed_local: ParseOutcome) -> Any:
+    return parsed_local.dags["ml_monitoring"]
 
 
 def run_training(

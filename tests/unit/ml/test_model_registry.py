@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -135,7 +137,10 @@ def test_logged_run_has_metrics_tags_signature_and_no_stages(
     mv = client.get_model_version(mlflow_settings.model_name, version.version)
     assert mv.tags[registry.TAG_DATASET] == good.fingerprint
     assert mv.current_stage in {None, "None"}
-    info = mlflow.models.get_model_info(f"models:/{mlflow_settings.model_name}/{version.version}")
+    with registry.mlflow_session(mlflow_settings):  # get_model_info reads the global URI
+        info = mlflow.models.get_model_info(
+            f"models:/{mlflow_settings.model_name}/{version.version}"
+        )
     assert [c.name for c in info.signature.inputs.inputs] == list(feature_frame(good.test).columns)
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
 
@@ -207,3 +212,20 @@ def test_run_logged_in_steps_is_evaluated_then_registered_once(
     challenger = registry.alias_version(mlflow_settings, mlflow_settings.challenger_alias)
     assert challenger is not None
     assert challenger.version == version.version
+
+
+def test_registry_calls_leave_no_process_wide_tracking_state(
+    mlflow_settings: Settings, good: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A getter must not point the whole process at a server: the client carries the URI, and
+    the fluent calls that need the global get it for their block only."""
+    for name in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/elsewhere.db")
+    before = mlflow.get_tracking_uri()
+    registry.mlflow_client(mlflow_settings)
+    version = register(mlflow_settings, good)
+    registry.load_model_version(mlflow_settings, version.version)
+    assert mlflow.get_tracking_uri() == before != mlflow_settings.mlflow_tracking_uri
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////nonexistent/elsewhere.db"
+    assert "MLFLOW_S3_ENDPOINT_URL" not in os.environ

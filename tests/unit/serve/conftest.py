@@ -9,6 +9,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from serve_registry import Registry, diamonds_slice, register_version
 
 
@@ -21,8 +22,10 @@ def frame() -> pd.DataFrame:
 def registry(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Iterator[Registry]:
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    # The fixture's own fluent calls (set_experiment, log_model) need the global URI: set it for
+    # this session only, leaving MLflow's global and $MLFLOW_TRACKING_URI as they were after.
+    scope = _use_tracking_uri(uri)
+    scope.__enter__()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     # An explicit artifact location: the default (./mlruns) would litter the working tree.
     experiment = client.create_experiment(
@@ -36,7 +39,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> I
     registry = Registry(uri=uri, client=client, versions=(first, second))
     registry.point_champion_at(first)
     yield registry
-    mlflow.set_tracking_uri(previous)
+    scope.__exit__(None, None, None)
 
 
 @pytest.fixture

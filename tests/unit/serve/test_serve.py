@@ -216,15 +216,16 @@ def test_reload_swaps_only_when_the_alias_moves(
 def test_failed_reload_keeps_serving_the_loaded_model(
     champion_v1: Registry, frame: pd.DataFrame
 ) -> None:
-    from mlpipe.serve import load_sklearn_predictor
+    from mlpipe.serve import registry_loader
 
+    load = registry_loader(champion_v1.uri)
     loads: list[str] = []
 
     def loader(uri: str) -> Any:
         loads.append(uri)
         if len(loads) > 1:
             raise OSError("artifact store unreachable")
-        return load_sklearn_predictor(uri)
+        return load(uri)
 
     with TestClient(create_app(champion_v1.settings(), loader=loader)) as client:
         champion_v1.point_champion_at(champion_v1.versions[1])
@@ -305,3 +306,19 @@ def test_metrics_count_requests_rows_and_invalid_payloads(
     )
     assert f'model_server_model_info{{model_name="{MODEL_NAME}"' in text
     assert CHAMPION in client.get("/model").json()["alias"]
+
+
+def test_the_app_finds_its_registry_without_the_process_wide_tracking_uri(
+    champion_v1: Registry, frame: pd.DataFrame
+) -> None:
+    """The server carries its tracking URI itself: with MLflow's global pointed elsewhere it still
+    loads and serves the champion, and leaves the global as it found it."""
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    elsewhere = "sqlite:////nonexistent/elsewhere.db"
+    with _use_tracking_uri(elsewhere):
+        with TestClient(create_app(champion_v1.settings())) as client:
+            response = client.post("/predict", json={"instances": rows(frame, 2)})
+        assert response.status_code == 200, response.text
+        assert mlflow.get_tracking_uri() == elsewhere
