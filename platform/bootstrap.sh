@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the tools this repo needs on a fresh machine, then run the given command.
 #   platform/bootstrap.sh nox -s up                       # the main job
-#   platform/bootstrap.sh nox -s lint unit-3.11 integration    # the tests
+#   platform/bootstrap.sh nox -s lint unit integration    # the tests
 # Idempotent: each step is skipped when its tool is already there.
 set -euo pipefail
 

@@ -27,11 +27,8 @@ _VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+(?:\.\d+){0,2}\s*$")
 # A `run:` line must either run nox (directly or through the bootstrap script that installs the
 # pinned uv and nox) or be one of these machine-setup commands. Anything else is logic that belongs
 # in a nox session, where developers run it too.
-# A session name, optionally run on the job's matrix Python (`unit-${{ matrix.python }}`).
-NOX_COMMAND = re.compile(
-    r"^(?:platform/bootstrap\.sh\s+)?nox\s+-s\s+(?P<session>[\w-]+?)"
-    r"(?:-\$\{\{ matrix\.python \}\})?(?:\s|$)"
-)
+# A session name (the unit job adds `--force-python ${{ matrix.python }}` after it).
+NOX_COMMAND = re.compile(r"^(?:platform/bootstrap\.sh\s+)?nox\s+-s\s+(?P<session>[\w-]+)(?:\s|$)")
 SETUP_COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^sudo apt-get update -qq$"), "refresh the apt index"),
     (

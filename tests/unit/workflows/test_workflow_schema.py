@@ -4,7 +4,6 @@ check-jsonschema vendors (SchemaStore's github-workflow schema), and by actionli
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -53,22 +52,6 @@ def test_check_jsonschema_cli_accepts_the_workflows() -> None:
     cli = Path(sys.executable).with_name("check-jsonschema")
     result = subprocess.run(
         [str(cli), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOW_FILES)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.skipif(
-    shutil.which("actionlint") is None,
-    reason="actionlint is not on PATH (its PyPI wrapper downloads a binary, which fails offline); "
-    "install the actionlint binary to run this check",
-)
-def test_actionlint_accepts_the_workflows() -> None:
-    result = subprocess.run(
-        ["actionlint", "-no-color", *map(str, WORKFLOW_FILES)],
         capture_output=True,
         text=True,
         timeout=120,
