@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -45,11 +46,25 @@ def dev_venv(session: nox.Session) -> Path:
     location = Path(".nox", f"dev-{python}").resolve()
     groups = [f"--group={group}" for group in DEV_GROUPS]
     sync = ["uv", "sync", "--locked", "--no-default-groups", "--compile-bytecode"]
-    sync += ["--python", python, *groups]
-    session.run_install(*sync, env={"UV_PROJECT_ENVIRONMENT": str(location)}, external=True)
+    sync += ["--python", interpreter(session, python), *groups]
+    env = {"UV_PROJECT_ENVIRONMENT": str(location), "UV_PYTHON_DOWNLOADS": "never"}
+    session.run_install(*sync, env=env, external=True)
     session.env["VIRTUAL_ENV"] = str(location)  # subprocesses of the tests find the venv's tools
     session.env["PATH"] = os.pathsep.join([str(location / "bin"), os.environ.get("PATH", "")])
     return location / "bin"
+
+
+def interpreter(session: nox.Session, python: str) -> str:
+    """The executable of Python ``python`` (X.Y) on PATH, or stop with how to provide one."""
+    found = shutil.which(f"python{python}")
+    probe = [found, "-c", "import sys; print(sys.executable)"] if found else None
+    result = subprocess.run(probe, capture_output=True, text=True, check=False) if probe else None
+    if result is None or result.returncode != 0:
+        session.error(
+            f"python{python} is not runnable here. Fix: install Python {python} and put it on "
+            f"PATH (with pyenv: `pyenv global {PYTHON} {python}`), or run on Python {PYTHON}"
+        )
+    return result.stdout.strip()
 
 
 def require_tool(session: nox.Session, tool: str, *, fix: str) -> str:
