@@ -28,10 +28,17 @@ RELOAD_TIMEOUT_SECONDS = 60.0
 
 def _data_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input, not a transient failure."""
-    from mlpipe.data import MissingColumnsError, QuarantineThresholdError
+    from mlpipe.data import (
+        BatchConflictError,
+        BatchNameError,
+        MissingColumnsError,
+        QuarantineThresholdError,
+    )
     from mlpipe.train import EmptyTrainingDataError, UnknownModelParamError
 
     return (
+        BatchConflictError,
+        BatchNameError,
         MissingColumnsError,
         QuarantineThresholdError,
         EmptyTrainingDataError,
@@ -64,16 +71,17 @@ def run_claim_uri(settings: Settings, run_id: str) -> str:
 
 
 def ingest(requested: str | None, run_id: str) -> dict[str, str]:
-    """landing/<batch> -> raw/<batch> (byte copy); batch = `requested` or the oldest pending one."""
+    """landing/<batch> -> raw/<batch> (write-once byte copy); batch = `requested` or the oldest
+    pending one."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from mlpipe.data import landing_batches, pending_batches
-    from mlpipe.storage import uri_name
+    from mlpipe.data import ingest_raw, landing_batches, pending_batches, require_batch_name
 
     settings, storage = _context()
     claim = run_claim_uri(settings, run_id)
     if requested:
-        batch = uri_name(requested)
+        with fail_fast_on_bad_input():
+            batch = require_batch_name(requested)
         available = landing_batches(settings, storage)
         if batch not in available:
             raise AirflowFailException(
@@ -92,8 +100,8 @@ def ingest(requested: str | None, run_id: str) -> dict[str, str]:
             )
         batch = pending[0]
     storage.write_json(claim, {"batch": batch, "run_id": run_id})
-    raw = settings.s3_uri(settings.s3_prefix_raw, batch)
-    storage.copy(settings.s3_uri(settings.s3_prefix_landing, batch), raw)
+    with fail_fast_on_bad_input():
+        raw = ingest_raw(settings, batch, storage)
     log.info("ingested %s -> %s", batch, raw)
     return {"batch": batch, "raw_uri": raw}
 

@@ -12,16 +12,22 @@ Public API (stable):
 - ``load_batch(uri, storage=None) -> pd.DataFrame``: a batch file as read, typed by pandas.
 - ``split_batches(frame, ...)``, ``write_batches(frame, out_dir, ...)``, ``batch_name(day)``.
 - ``seed_landing(settings, batches_dir=None, storage=None) -> SeedResult``
+- ``ingest_raw(settings, batch, storage=None) -> str``: landing -> raw, write-once; the same name
+  with other bytes raises ``BatchConflictError`` and changes nothing.
 - ``ingest_next_batch(settings, batch=None, storage=None) -> IngestResult | None`` (None: nothing
-  pending). Raises ``MissingColumnsError`` / ``QuarantineThresholdError`` after writing the quarantine
-  CSV and report, without touching ``validated/``.
+  pending). Raises ``MissingColumnsError`` / ``QuarantineThresholdError`` without touching
+  ``validated/``; the batch's quarantine CSV and report then describe the rejection, unless the
+  batch was validated before, in which case its earlier outputs are kept as they were.
 - ``pending_batches(settings, storage=None) -> list[str]``, ``load_validated(settings, storage=None)``.
 
 S3 layout (bucket ``S3_BUCKET``, prefixes from stack.env; ``<stem>`` = batch name without ``.csv.gz``):
-``landing/<batch>`` (seeded) -> ``raw/<batch>`` (byte copy) -> ``validated/<stem>.parquet`` +
-``quarantine/<stem>.csv`` + ``quarantine/<stem>.report.json``. A rejected batch gets the quarantine
-files (the report carries ``error``) and no ``validated/`` object; it stays in ``raw/``, so the next
-run moves on to the following batch and a fixed file is re-run with ``batch=<name>``.
+``landing/<batch>`` (seeded) -> ``raw/<batch>`` (byte copy, written once: raw is the record of what
+was ingested) -> ``validated/<stem>.parquet`` + ``quarantine/<stem>.csv`` +
+``quarantine/<stem>.report.json`` (written last: it records which raw bytes, by sha256, the outputs
+come from). Everything is computed and checked before the first write, so a failing run changes
+no earlier output. A rejected batch gets the quarantine files (the report carries ``error``) and
+no ``validated/`` object; it stays in ``raw/``, so the next run moves on to the following batch. A
+corrected file goes to landing under a new batch name (the error suggests one).
 
 Cleaning rules (first matching reason wins, checked in this order, see DATA.md):
 ``malformed_line`` (wrong field count), ``missing_value``, ``unparseable`` (non-numeric/non-finite
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import os
 from collections.abc import Iterable, Sequence
@@ -96,6 +103,7 @@ MAX_PRICE: Final = 100_000
 DENSITY_RANGE: Final = (0.0045, 0.0085)  # carat per mm^3 of x*y*z
 
 REASONS: Final = (
+    "missing_columns",  # the header lacks a required column: every row of the batch
     "malformed_line",
     "missing_value",
     "unparseable",
@@ -126,6 +134,10 @@ class MissingColumnsError(ValueError):
         )
 
 
+class BatchConflictError(ValueError):
+    """A batch name was uploaded again with other bytes than the ones already ingested."""
+
+
 class QuarantineThresholdError(ValueError):
     """Too large a share of the batch was quarantined to trust the rest."""
 
@@ -150,6 +162,7 @@ class CleaningReport(BaseModel):
     rows: list[QuarantinedRow] = Field(default_factory=list)
     extra_columns: list[str] = Field(default_factory=list)
     error: str | None = None
+    raw_sha256: str | None = Field(default=None, description="sha256 of the raw bytes cleaned")
 
 
 @dataclass(frozen=True)
@@ -445,12 +458,32 @@ def batch_name(day: date) -> str:
     return f"{BATCH_PREFIX}{day.isoformat()}{BATCH_SUFFIX}"
 
 
+class BatchNameError(ValueError):
+    """A name that does not follow the batch naming rule."""
+
+
+def require_batch_name(name: str) -> str:
+    """``name`` (or the last part of a URI) if it follows the rule ``diamonds_YYYY-MM-DD.csv.gz``,
+    else ``BatchNameError`` saying so: objects with other names are never picked up as batches."""
+    name = uri_name(name)
+    day = name.removeprefix(BATCH_PREFIX).removesuffix(BATCH_SUFFIX)
+    try:
+        date.fromisoformat(day)
+        valid = name == batch_name(date.fromisoformat(day))
+    except ValueError:
+        valid = False
+    if not valid:
+        raise BatchNameError(
+            f"{name!r} is not a batch name: it does not follow the naming rule "
+            f"{BATCH_PREFIX}YYYY-MM-DD{BATCH_SUFFIX} "
+            f"(e.g. {batch_name(BATCH_START)!r}), so it is never ingested. Fix: rename the object."
+        )
+    return name
+
+
 def batch_stem(name: str) -> str:
     """``diamonds_2026-01-05.csv.gz`` -> ``diamonds_2026-01-05`` (S3 keys of derived files)."""
-    name = uri_name(name)
-    if not (name.startswith(BATCH_PREFIX) and name.endswith(BATCH_SUFFIX)):
-        raise ValueError(f"{name!r} is not a batch name like {batch_name(BATCH_START)!r}.")
-    return name[: -len(BATCH_SUFFIX)]
+    return require_batch_name(name)[: -len(BATCH_SUFFIX)]
 
 
 def csv_gz_bytes(frame: pd.DataFrame) -> bytes:
@@ -552,7 +585,15 @@ def landing_batches(settings: Settings, storage: Storage | None = None) -> list[
     """Batch file names in landing/, oldest first."""
     storage = storage or Storage.from_settings(settings)
     names = _names(storage, settings.s3_uri(settings.s3_prefix_landing), BATCH_SUFFIX)
-    return sorted(n for n in names if n.startswith(BATCH_PREFIX))
+    return sorted(n for n in names if _is_batch_name(n))
+
+
+def _is_batch_name(name: str) -> bool:
+    try:
+        require_batch_name(name)
+    except BatchNameError:
+        return False
+    return True
 
 
 def pending_batches(settings: Settings, storage: Storage | None = None) -> list[str]:
@@ -584,13 +625,71 @@ def load_validated(
     return pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unused_batch_name(settings: Settings, storage: Storage) -> str:
+    """The day after the newest batch in landing/ or raw/: a name no batch has used."""
+    names = landing_batches(settings, storage) + _names(
+        storage, settings.s3_uri(settings.s3_prefix_raw), BATCH_SUFFIX
+    )
+    days = []
+    for name in filter(_is_batch_name, names):
+        days.append(date.fromisoformat(batch_stem(name).removeprefix(BATCH_PREFIX)))
+    return batch_name(max(days, default=BATCH_START - timedelta(days=1)) + timedelta(days=1))
+
+
+def ingest_raw(settings: Settings, batch: str, storage: Storage | None = None) -> str:
+    """``landing/<batch>`` -> ``raw/<batch>``, written once: a re-run with the same bytes is a
+    no-op; other bytes under an ingested name raise ``BatchConflictError`` and change nothing
+    (raw, validated rows and reports stay as they were; the new upload stays in landing/)."""
+    storage = storage or Storage.from_settings(settings)
+    landing = settings.s3_uri(settings.s3_prefix_landing, batch)
+    raw = settings.s3_uri(settings.s3_prefix_raw, batch)
+    data = storage.read_bytes(landing)
+    if storage.exists(raw):
+        kept = storage.read_bytes(raw)
+        if kept != data:
+            raise BatchConflictError(
+                f"{landing} ({len(data)} bytes, sha256 {_sha256(data)[:12]}) differs from {raw} "
+                f"ingested earlier ({len(kept)} bytes, sha256 {_sha256(kept)[:12]}). raw/ is "
+                "write-once: nothing was changed, and the earlier data, its validated rows and "
+                "its report are kept. Fix: upload the new data under a batch name not used yet "
+                f"(e.g. {unused_batch_name(settings, storage)}); to go on with the earlier data, "
+                f"put its bytes back in {landing}."
+            )
+        return raw
+    storage.write_bytes(raw, data)
+    return raw
+
+
+def _unusable_batch(data: bytes, batch: str, error: MissingColumnsError) -> CleaningResult:
+    """Every row of a batch that lacks required columns, quarantined as ``missing_columns``."""
+    rows = list(csv.reader(io.StringIO(_decode(data))))
+    header = [name.strip() for name in rows[0]] if rows else []
+    body = [fields for fields in rows[1:] if fields]
+    width = len(header)
+    records = [(fields + [""] * width)[:width] for fields in body]
+    quarantine = pd.DataFrame(records, columns=header, dtype=object)
+    quarantine.insert(0, "row", range(len(body)))
+    quarantine["reason"] = "missing_columns"
+    quarantine["detail"] = f"missing {error.missing}"
+    report = _report(quarantine, 0, batch, []).model_copy(update={"error": str(error)})
+    return CleaningResult(clean=empty_validated_frame(), quarantine=quarantine, report=report)
+
+
 def ingest_next_batch(
     settings: Settings, batch: str | None = None, storage: Storage | None = None
 ) -> IngestResult | None:
-    """landing -> raw (byte copy) -> validated parquet + quarantine CSV + report JSON.
+    """landing -> raw (write-once) -> validated parquet + quarantine CSV + report JSON.
 
-    ``batch`` picks a landing file by name (re-running it overwrites the same keys); by default the
-    oldest landing batch not yet in raw/. Returns None when nothing is pending.
+    ``batch`` picks a landing file by name (re-running it rewrites the same outputs from the same
+    raw bytes); by default the oldest landing batch not yet in raw/. Returns None when nothing is
+    pending. Everything is computed and checked first; the outputs are then written quarantine,
+    validated, report (the report last), so a failure before the writes changes nothing. A
+    rejected batch (``MissingColumnsError``, ``QuarantineThresholdError``) gets its quarantine CSV
+    and report, never a validated/ object, and a batch validated before keeps all its outputs.
     """
     storage = storage or Storage.from_settings(settings)
     available = landing_batches(settings, storage)
@@ -599,54 +698,54 @@ def ingest_next_batch(
         if not pending:
             return None
         batch = pending[0]
-    elif uri_name(batch) not in available:
-        raise FileNotFoundError(
-            f"Batch {batch!r} is not in {settings.s3_uri(settings.s3_prefix_landing)}; available: {available}"
-        )
+    else:
+        require_batch_name(batch)
+        if uri_name(batch) not in available:
+            raise FileNotFoundError(
+                f"Batch {uri_name(batch)!r} is not in "
+                f"{settings.s3_uri(settings.s3_prefix_landing)}; available: {available}"
+            )
     batch = uri_name(batch)
     stem = batch_stem(batch)
-    raw = settings.s3_uri(settings.s3_prefix_raw, batch)
-    storage.copy(settings.s3_uri(settings.s3_prefix_landing, batch), raw)
+    raw = ingest_raw(settings, batch, storage)
+    data = storage.read_bytes(raw)
     validated = validated_uri(settings, batch)
     quarantine = settings.s3_uri(settings.s3_prefix_quarantine, f"{stem}.csv")
     report_uri = settings.s3_uri(settings.s3_prefix_quarantine, f"{stem}.report.json")
+    rejection: ValueError | None = None
     try:
-        result = clean_batch(
-            storage.read_bytes(raw), load_validated(settings, storage, exclude=[batch]), batch
-        )
+        result = clean_batch(data, load_validated(settings, storage, exclude=[batch]), batch)
     except MissingColumnsError as error:
-        storage.delete(validated)
-        failed = CleaningReport(
-            batch=batch,
-            total_rows=0,
-            clean_rows=0,
-            quarantined_rows=0,
-            quarantine_fraction=0.0,
-            counts=_zero_counts(),
-            error=str(error),
-        )
-        storage.write_json(report_uri, failed.model_dump())
-        raise
+        result, rejection = _unusable_batch(data, batch, error), error
+    else:
+        if result.report.quarantine_fraction > settings.max_quarantine_fraction:
+            rejection = QuarantineThresholdError(
+                f"{batch}: {result.report.quarantined_rows}/{result.report.total_rows} rows "
+                f"({result.report.quarantine_fraction:.1%}) quarantined, above "
+                f"MAX_QUARANTINE_FRACTION={settings.max_quarantine_fraction:.1%}; nothing "
+                f"written to validated/. See {report_uri}."
+            )
+            result = CleaningResult(
+                result.clean,
+                result.quarantine,
+                result.report.model_copy(update={"error": str(rejection)}),
+            )
+        else:
+            validate_clean(result.clean)
+    report = result.report.model_copy(update={"raw_sha256": _sha256(data)})
+    if rejection is not None:
+        if not storage.exists(validated):  # a batch validated before keeps its outputs
+            storage.write_csv(quarantine, result.quarantine)
+            storage.write_json(report_uri, report.model_dump())
+        raise rejection
     storage.write_csv(quarantine, result.quarantine)
-    if result.report.quarantine_fraction > settings.max_quarantine_fraction:
-        message = (
-            f"{batch}: {result.report.quarantined_rows}/{result.report.total_rows} rows "
-            f"({result.report.quarantine_fraction:.1%}) quarantined, above MAX_QUARANTINE_FRACTION="
-            f"{settings.max_quarantine_fraction:.1%}; nothing written to validated/. See {report_uri}."
-        )
-        storage.delete(validated)
-        storage.write_json(
-            report_uri, result.report.model_copy(update={"error": message}).model_dump()
-        )
-        raise QuarantineThresholdError(message)
-    validate_clean(result.clean)
     storage.write_parquet(validated, result.clean)
-    storage.write_json(report_uri, result.report.model_dump())
+    storage.write_json(report_uri, report.model_dump())
     return IngestResult(
         batch=batch,
         raw_uri=raw,
         validated_uri=validated,
         quarantine_uri=quarantine,
         report_uri=report_uri,
-        report=result.report,
+        report=report,
     )

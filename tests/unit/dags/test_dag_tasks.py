@@ -266,6 +266,27 @@ def test_a_bad_batch_fails_loudly_and_writes_nothing_to_validated(
     assert alias(stack, "champion") == champion
 
 
+@pytest.mark.usefixtures("weak_run")
+def test_a_reuploaded_batch_is_refused_and_every_object_is_kept(
+    stack: TaskStack, training: Any, first_run: dict[str, Any]
+) -> None:
+    """The data-loss finding: other bytes under an ingested batch's name, then a training run on
+    it. The ingest task refuses, no retry is spent, and no object but the new upload changes."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    batch = first_run["ingest"]["batch"]
+    stack.put_landing(batch, bad_batch_mostly_garbage())
+    before = {key: stack.read(key) for key in stack.object_keys()}
+    champion = alias(stack, "champion")
+    with pytest.raises(AirflowFailException, match="BatchConflictError.*write-once"):
+        run_task(training, "ingest", params={"batch": batch}, run_id=f"manual__again_{batch}")
+    after = {key: stack.read(key) for key in stack.object_keys()}
+    claims = {key for key in after if key not in before}
+    assert all("/_airflow_runs/" in key for key in claims), claims  # only the run's claim
+    assert {key: after[key] for key in before} == before
+    assert alias(stack, "champion") == champion
+
+
 def test_notify_posts_reload_to_a_configured_model_server(
     training: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
