@@ -25,6 +25,8 @@ from mlpipe.train import EmptyTrainingDataError, UnknownModelParamError
 EXPECTED_ERRORS = (
     SettingsError,
     data.MissingColumnsError,
+    data.BatchConflictError,
+    data.BatchNameError,
     data.QuarantineThresholdError,
     FileNotFoundError,
     UnknownModelParamError,

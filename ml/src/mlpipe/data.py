@@ -567,6 +567,7 @@ def seed_landing(
             f"No {BATCH_PREFIX}*{BATCH_SUFFIX} files in {folder}; run `mlpipe split-batches`."
         )
     storage = storage or Storage.from_settings(settings)
+    storage.require_bucket(settings.s3_bucket)
     uploaded: list[str] = []
     unchanged: list[str] = []
     for path in files:

@@ -59,6 +59,10 @@ def uri_name(uri: str | Path) -> str:
     return str(uri).rstrip("/").rsplit("/", 1)[-1]
 
 
+class MissingBucketError(FileNotFoundError):
+    """The configured bucket does not exist (the message says how to create it)."""
+
+
 class Storage:
     """Uniform byte/CSV/parquet/JSON access to S3 URIs and local paths."""
 
@@ -101,6 +105,21 @@ class Storage:
             return
         location = parse_s3_uri(str(uri))
         self.client.put_object(Bucket=location.bucket, Key=location.key, Body=data)
+
+    def require_bucket(self, bucket: str) -> None:
+        """``MissingBucketError`` (with the fix) unless ``bucket`` exists and can be read."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket"}:
+                raise
+            raise MissingBucketError(
+                f"bucket {bucket!r} does not exist at {self.client.meta.endpoint_url}. Fix: create "
+                f"it (`stackctl up` provisions it; elsewhere `aws s3 mb s3://{bucket}`) or set "
+                "S3_BUCKET to a bucket that exists."
+            ) from None
 
     def exists(self, uri: str | Path) -> bool:
         """True when the object or file exists."""

@@ -278,7 +278,7 @@ def test_a_reuploaded_batch_is_refused_and_every_object_is_kept(
     stack.put_landing(batch, bad_batch_mostly_garbage())
     before = {key: stack.read(key) for key in stack.object_keys()}
     champion = alias(stack, "champion")
-    with pytest.raises(AirflowFailException, match="BatchConflictError.*write-once"):
+    with pytest.raises(AirflowFailException, match=r"BatchConflictError.*write-once"):
         run_task(training, "ingest", params={"batch": batch}, run_id=f"manual__again_{batch}")
     after = {key: stack.read(key) for key in stack.object_keys()}
     claims = {key for key in after if key not in before}

@@ -151,3 +151,29 @@ def test_a_name_off_the_naming_rule_says_so(
     ):
         data.ingest_next_batch(s3_settings, batch=name, storage=storage)
     assert data.landing_batches(s3_settings, storage) == []  # never picked up by default either
+
+
+def test_seeding_a_store_without_the_bucket_says_how_to_create_it(
+    s3_settings: Settings, small_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from mlpipe.cli import app
+    from mlpipe.storage import MissingBucketError
+
+    missing = s3_settings.model_copy(update={"s3_bucket": "no-such-bucket"})
+    data.write_batches(small_frame.head(100)[list(data.DATASET_COLUMNS)], tmp_path, n_batches=1)
+    with pytest.raises(
+        MissingBucketError, match=r"'no-such-bucket' does not exist at http.*mb s3://"
+    ):
+        data.seed_landing(missing, tmp_path)
+    env = {
+        "S3_ENDPOINT_URL": str(s3_settings.s3_endpoint_url),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "S3_BUCKET": "no-such-bucket",
+    }
+    result = CliRunner().invoke(app, ["seed-landing", "--batches-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+    assert "NoSuchBucket" not in result.output
