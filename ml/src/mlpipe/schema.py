@@ -25,20 +25,27 @@ Cut = Literal["Fair", "Good", "Very Good", "Premium", "Ideal"]
 Color = Literal["J", "I", "H", "G", "F", "E", "D"]
 Clarity = Literal["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]
 
-PositiveMm = Annotated[float, Field(gt=0, le=100, description="millimetres")]
+
+def _measure(*, le: float, description: str) -> object:
+    # Finite numbers only: NaN would otherwise fail the bound with a message about the bound.
+    return Field(gt=0, le=le, allow_inf_nan=False, description=description)
+
+
+PositiveMm = Annotated[float, _measure(le=100, description="millimetres")]
 
 
 class DiamondFeatures(BaseModel):
-    """One diamond to price. Bounds reject physically impossible stones (zero dimensions)."""
+    """One diamond to price. Strict types: numbers must be JSON numbers (``true`` or ``"0.5"`` are
+    refused, not coerced), finite, and within bounds that reject impossible stones."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    carat: Annotated[float, Field(gt=0, le=10)]
+    carat: Annotated[float, _measure(le=10, description="weight in carats")]
     cut: Cut
     color: Color
     clarity: Clarity
-    depth: Annotated[float, Field(gt=0, le=100, description="total depth percentage")]
-    table: Annotated[float, Field(gt=0, le=100, description="table width percentage")]
+    depth: Annotated[float, _measure(le=100, description="total depth percentage")]
+    table: Annotated[float, _measure(le=100, description="table width percentage")]
     x: PositiveMm
     y: PositiveMm
     z: PositiveMm
@@ -50,7 +57,7 @@ MAX_BATCH_ROWS: Final = 1000
 class PredictRequest(BaseModel):
     """Body of `POST /predict`: between 1 and MAX_BATCH_ROWS diamonds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     instances: Annotated[list[DiamondFeatures], Field(min_length=1, max_length=MAX_BATCH_ROWS)]
 

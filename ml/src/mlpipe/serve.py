@@ -25,7 +25,8 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -66,6 +67,10 @@ LATENCY_BUCKETS: Final = (
 )
 
 
+MAX_BODY_ENV: Final = "MODEL_SERVER_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES: Final = 1_048_576
+
+
 class ServeSettings(BaseModel):
     """What the server needs to know; `from_env` builds it from the shared stack configuration."""
 
@@ -77,6 +82,8 @@ class ServeSettings(BaseModel):
     reload_interval_seconds: float = Field(default=30.0, ge=0)
     # How long startup waits for the first champion load before accepting traffic anyway.
     startup_wait_seconds: float = Field(default=60.0, ge=0)
+    # Larger bodies get 413 before they are read in full (a MAX_BATCH_ROWS batch is ~150 kB).
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:
@@ -91,6 +98,7 @@ class ServeSettings(BaseModel):
             tracking_uri=stack.mlflow_tracking_uri or None,
             reload_interval_seconds=float(env.get("MODEL_RELOAD_INTERVAL_SECONDS", "30")),
             startup_wait_seconds=float(env.get("MODEL_STARTUP_WAIT_SECONDS", "60")),
+            max_body_bytes=int(env.get(MAX_BODY_ENV, str(DEFAULT_MAX_BODY_BYTES))),
         )
 
 
@@ -213,6 +221,33 @@ class ReloadResult(BaseModel):
 
     model_version: str
     changed: bool
+
+
+class Problem(BaseModel):
+    """Body of a 413 or 503 answer."""
+
+    detail: str
+
+
+class PayloadErrorItem(BaseModel):
+    """One reason a payload was refused (the offending value is not echoed back)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class PayloadError(BaseModel):
+    """Body of a 422 answer: every problem, a one-line summary and how to fix the payload."""
+
+    detail: list[PayloadErrorItem]
+    message: str
+    hint: str
+
+
+NOT_READY: Final[dict[int | str, dict[str, Any]]] = {
+    503: {"model": Problem, "description": "No champion loaded yet."}
+}
 
 
 class ModelInfo(BaseModel):
@@ -379,6 +414,38 @@ def _unavailable(message: str) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": message})
 
 
+def _too_large(limit: int) -> JSONResponse:
+    message = (
+        f"request body over {limit} bytes ({MAX_BODY_ENV}); send at most {MAX_BATCH_ROWS} "
+        "instances per request"
+    )
+    return JSONResponse(status_code=413, content={"detail": message})
+
+
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` bytes (by its declared
+    length, else while streaming it), so an oversized body is never read in full."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _openapi_components() -> dict[str, Any]:
+    """The request models' JSON schemas, with references into the document's components (the
+    /predict body is validated by hand, so FastAPI would not list them)."""
+    schema = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    nested: dict[str, Any] = schema.pop("$defs", {})
+    return {**nested, "PredictRequest": schema}
+
+
 # ----------------------------------------------------------------------------------------- app
 
 
@@ -428,7 +495,7 @@ def create_app(
         """Liveness: the process is up (whether or not a model is loaded)."""
         return {"status": "ok"}
 
-    @app.get("/ready", responses={503: {"description": "No champion loaded yet."}})
+    @app.get("/ready", responses=NOT_READY)
     async def ready() -> Response:
         """Readiness: 200 once a champion is loaded."""
         model = watcher.current
@@ -436,7 +503,7 @@ def create_app(
             return _unavailable(NO_CHAMPION_MESSAGE)
         return JSONResponse({"status": "ready", "model_version": model.version})
 
-    @app.get("/model", response_model=ModelInfo, responses={503: {"description": "No model."}})
+    @app.get("/model", response_model=ModelInfo, responses=NOT_READY)
     async def model_info() -> Response:
         """The model being served."""
         model = watcher.current
@@ -453,17 +520,25 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={503: {"description": "No champion loaded yet."}},
+        responses={
+            413: {"model": Problem, "description": f"Body over {MAX_BODY_ENV} bytes."},
+            422: {"model": PayloadError, "description": "The payload breaks the schema."},
+            **NOT_READY,
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
             }
         },
     )
     async def predict(request: Request) -> Response:
         """Price 1 to MAX_BATCH_ROWS diamonds with the champion."""
-        body = await request.body()
+        body = await _body_within(request, settings.max_body_bytes)
+        if body is None:
+            return _too_large(settings.max_body_bytes)
         try:
             payload = PredictRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -481,7 +556,7 @@ def create_app(
         )
         return Response(response.model_dump_json(), media_type="application/json")
 
-    @app.post("/reload", response_model=ReloadResult)
+    @app.post("/reload", response_model=ReloadResult, responses=NOT_READY)
     def reload() -> Response:
         """Reload the champion if the alias moved (runs in a worker thread: loading takes time)."""
         try:
@@ -494,11 +569,27 @@ def create_app(
             return _unavailable(f"{exc}{kept}")
         return Response(result.model_dump_json(), media_type="application/json")
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
     async def prometheus_metrics() -> Response:
         """Prometheus exposition of the model server's metrics."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                _openapi_components()
+            )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
