@@ -93,7 +93,7 @@ def panel_traffic(
     """Traffic of every kind the panels count, then wait until Prometheus has scraped it."""
     with httpx.Client(base_url=endpoints.model_server_url, timeout=30) as server:
         # Pick up the champion first_training registered without waiting for the alias poll.
-        assert server.post("/reload").status_code == 200
+        assert server.post("/reload", headers=endpoints.reload_headers()).status_code == 200
         for _ in range(5):
             assert server.post("/predict", json={"instances": [ONE_DIAMOND]}).status_code == 200
         assert server.post("/predict", json={"instances": [{"carat": -1}]}).status_code == 422

@@ -14,7 +14,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mlops_common.settings import MODEL_SERVER_CONN_ID, load_airflow_settings, service_url
+from mlops_common.settings import (
+    MODEL_SERVER_CONN_ID,
+    get_connection,
+    http_url,
+    load_airflow_settings,
+)
 
 if TYPE_CHECKING:
     from mlpipe.config import Settings
@@ -286,19 +291,30 @@ def promote(registered: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def notify_model_server(promotion: Mapping[str, Any]) -> dict[str, Any]:
-    """POST {model server}/reload; skip (with a log line) when no server connection is configured."""
+    """POST {model server}/reload with the connection's password as the bearer token (the
+    server's MODEL_SERVER_RELOAD_TOKEN); skip (with a log line) when no connection is configured."""
     import httpx
     from airflow.sdk.exceptions import AirflowSkipException
 
-    url = service_url(MODEL_SERVER_CONN_ID)
-    if url is None:
+    connection = get_connection(MODEL_SERVER_CONN_ID)
+    if connection is None:
         log.info(
             "no %r connection configured: not notifying any model server", MODEL_SERVER_CONN_ID
         )
         raise AirflowSkipException(f"connection {MODEL_SERVER_CONN_ID!r} is not configured")
+    url = http_url(connection)
+    token = connection.password or ""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.post(f"{url}/reload", timeout=RELOAD_TIMEOUT_SECONDS)
+        response = httpx.post(f"{url}/reload", headers=headers, timeout=RELOAD_TIMEOUT_SECONDS)
         response.raise_for_status()
+    except httpx.HTTPStatusError as error:
+        hint = "" if token else f" (connection {MODEL_SERVER_CONN_ID!r} has no password: the token)"
+        raise RuntimeError(
+            f"model server at {url} refused the reload ({error.response.status_code}: "
+            f"{error.response.text[:300]}){hint}; champion is version "
+            f"{promotion.get('champion_version')}."
+        ) from error
     except httpx.HTTPError as error:
         raise RuntimeError(
             f"model server at {url} did not reload ({type(error).__name__}: {error}); "

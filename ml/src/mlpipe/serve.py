@@ -10,6 +10,7 @@ alert rules (see the team brief): do not rename them.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import os
 import threading
@@ -17,16 +18,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -35,7 +37,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlpipe.evaluate import Predictor
@@ -68,6 +70,9 @@ LATENCY_BUCKETS: Final = (
 
 
 MAX_BODY_ENV: Final = "MODEL_SERVER_MAX_BODY_BYTES"
+RELOAD_TOKEN_ENV: Final = "MODEL_SERVER_RELOAD_TOKEN"
+# Module level: FastAPI resolves the dependency from the endpoint's (postponed) annotation.
+RELOAD_AUTH: Final = HTTPBearer(auto_error=False, description=f"the {RELOAD_TOKEN_ENV}")
 DEFAULT_MAX_BODY_BYTES: Final = 1_048_576
 
 
@@ -84,6 +89,9 @@ class ServeSettings(BaseModel):
     startup_wait_seconds: float = Field(default=60.0, ge=0)
     # Larger bodies get 413 before they are read in full (a MAX_BATCH_ROWS batch is ~150 kB).
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    # `POST /reload` changes what is served: it needs `Authorization: Bearer <token>`, and with no
+    # token configured it is refused outright (the background poll still follows the alias).
+    reload_token: SecretStr | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeSettings:
@@ -99,6 +107,7 @@ class ServeSettings(BaseModel):
             reload_interval_seconds=float(env.get("MODEL_RELOAD_INTERVAL_SECONDS", "30")),
             startup_wait_seconds=float(env.get("MODEL_STARTUP_WAIT_SECONDS", "60")),
             max_body_bytes=int(env.get(MAX_BODY_ENV, str(DEFAULT_MAX_BODY_BYTES))),
+            reload_token=SecretStr(env[RELOAD_TOKEN_ENV]) if env.get(RELOAD_TOKEN_ENV) else None,
         )
 
 
@@ -414,6 +423,23 @@ def _unavailable(message: str) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": message})
 
 
+def _reload_refusal(
+    settings: ServeSettings, credentials: HTTPAuthorizationCredentials | None
+) -> JSONResponse | None:
+    """None when the request carries the reload token; else the 401/403 answer saying why."""
+    if settings.reload_token is None:
+        message = f"POST /reload is disabled: the server has no {RELOAD_TOKEN_ENV} configured"
+        return JSONResponse(status_code=403, content={"detail": message})
+    expected = settings.reload_token.get_secret_value().encode()
+    given = (credentials.credentials if credentials is not None else "").encode()
+    if not hmac.compare_digest(given, expected):
+        message = f"POST /reload needs the header 'Authorization: Bearer <{RELOAD_TOKEN_ENV}>'"
+        return JSONResponse(
+            status_code=401, content={"detail": message}, headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
+
+
 def _too_large(limit: int) -> JSONResponse:
     message = (
         f"request body over {limit} bytes ({MAX_BODY_ENV}); send at most {MAX_BATCH_ROWS} "
@@ -556,9 +582,22 @@ def create_app(
         )
         return Response(response.model_dump_json(), media_type="application/json")
 
-    @app.post("/reload", response_model=ReloadResult, responses=NOT_READY)
-    def reload() -> Response:
-        """Reload the champion if the alias moved (runs in a worker thread: loading takes time)."""
+    @app.post(
+        "/reload",
+        response_model=ReloadResult,
+        responses={
+            401: {"model": Problem, "description": "Missing or wrong reload token."},
+            403: {"model": Problem, "description": "Reloads are disabled (no token configured)."},
+            **NOT_READY,
+        },
+    )
+    def reload(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(RELOAD_AUTH)],
+    ) -> Response:
+        """Reload the champion if the alias moved (runs in a worker thread: loading takes time).
+        Needs `Authorization: Bearer <MODEL_SERVER_RELOAD_TOKEN>`."""
+        if (refusal := _reload_refusal(settings, credentials)) is not None:
+            return refusal
         try:
             result = watcher.refresh()
         except NoChampionError as exc:

@@ -154,11 +154,13 @@ def create_experiment(mlflow_uri: str, bucket: str) -> None:
 class RecordingHandler(BaseHTTPRequestHandler):
     """Answers POST /reload like the model server and PUT like a Pushgateway; records requests."""
 
-    requests: list[tuple[str, str, bytes]]
+    requests: list[tuple[str, str, bytes, str]]
 
     def _record(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.server.requests.append((self.command, self.path, self.rfile.read(length)))  # type: ignore[attr-defined]
+        body = self.rfile.read(length)
+        authorization = self.headers.get("Authorization") or ""
+        self.server.requests.append((self.command, self.path, body, authorization))  # type: ignore[attr-defined]
         body = json.dumps({"model_version": "1", "changed": True}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -174,7 +176,8 @@ class RecordingHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def recording_server() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+def recording_server() -> Iterator[tuple[str, list[tuple[str, str, bytes, str]]]]:
+    """A server recording (method, path, body, Authorization header) of every request."""
     server = HTTPServer(("127.0.0.1", 0), RecordingHandler)
     server.requests = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -186,11 +189,12 @@ def recording_server() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
         server.server_close()
 
 
-def http_connection(url: str) -> str:
-    """AIRFLOW_CONN_* JSON of an http service at `url` (http://host:port)."""
+def http_connection(url: str, password: str | None = None) -> str:
+    """AIRFLOW_CONN_* JSON of an http service at `url` (http://host:port), with a password."""
     scheme, rest = url.split("://", 1)
     host, port = rest.rsplit(":", 1)
-    return json.dumps({"conn_type": "http", "host": host, "port": int(port), "schema": scheme})
+    fields = {"conn_type": "http", "host": host, "port": int(port), "schema": scheme}
+    return json.dumps(fields | ({"password": password} if password else {}))
 
 
 def run_task(dag: Any, task_id: str, *args: Any, **context: Any) -> Any:

@@ -291,10 +291,13 @@ def test_notify_posts_reload_to_a_configured_model_server(
     training: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with recording_server() as (url, requests):
-        monkeypatch.setenv("AIRFLOW_CONN_MLOPS_MODEL_SERVER", http_connection(url))
+        connection = http_connection(url, password="the-reload-token")
+        monkeypatch.setenv("AIRFLOW_CONN_MLOPS_MODEL_SERVER", connection)
         answer = run_task(training, "notify_model_server", {"champion_version": "2"})
     assert answer == {"model_version": "1", "changed": True}
-    assert [(method, path) for method, path, _ in requests] == [("POST", "/reload")]
+    assert [(method, path, auth) for method, path, _, auth in requests] == [
+        ("POST", "/reload", "Bearer the-reload-token")
+    ]
 
 
 def test_notify_fails_clearly_when_the_configured_server_is_down(
@@ -338,7 +341,7 @@ def test_monitoring_scores_the_newest_batch_and_publishes(
     with recording_server() as (url, requests):
         monkeypatch.setenv("AIRFLOW_CONN_MLOPS_PUSHGATEWAY", http_connection(url))
         run_task(monitoring_dag, "publish_metrics", scored)
-    [(method, path, body)] = requests
+    [(method, path, body, _)] = requests
     assert (method, path) == ("PUT", "/metrics/job/ml_monitoring")
     assert b"ml_monitoring_feature_psi" in body
     assert b"ml_monitoring_rmse" in body

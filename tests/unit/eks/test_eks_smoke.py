@@ -34,7 +34,10 @@ OBJECTS = [
     {
         "kind": "Secret",
         "metadata": {"name": "stack-secrets-h2k9", "namespace": "mlops"},
-        "data": {"AIRFLOW_ADMIN_PASSWORD": base64.b64encode(b"s3cret").decode()},
+        "data": {
+            "AIRFLOW_ADMIN_PASSWORD": base64.b64encode(b"s3cret").decode(),
+            "MODEL_SERVER_RELOAD_TOKEN": base64.b64encode(b"t0ken").decode(),
+        },
     },
 ]
 

@@ -25,6 +25,9 @@ from mlpipe.train import build_model
 DATASET = Path(__file__).resolve().parents[3] / "ai-analysis" / "data" / "diamonds.csv.gz"
 MODEL_NAME = "diamond-price-test"
 CHAMPION = "champion"
+RELOAD_TOKEN = "reload-token-for-tests"
+# The header an authorised caller of POST /reload sends.
+RELOAD_AUTH = {"Authorization": f"Bearer {RELOAD_TOKEN}"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Registry:
             "champion_alias": CHAMPION,
             "tracking_uri": self.uri,
             "reload_interval_seconds": 0,  # tests drive reloads explicitly unless they test polling
+            "reload_token": RELOAD_TOKEN,
         }
         return ServeSettings(**(values | overrides))
 

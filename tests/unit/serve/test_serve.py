@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serve_registry import CHAMPION, MODEL_NAME, Registry
+from serve_registry import CHAMPION, MODEL_NAME, RELOAD_AUTH, RELOAD_TOKEN, Registry
 
 from mlpipe.schema import FEATURE_COLUMNS, MAX_BATCH_ROWS
 from mlpipe.serve import NO_CHAMPION_MESSAGE, create_app
@@ -166,13 +166,13 @@ def test_without_champion_ready_and_predict_answer_503_until_one_is_set(
         predict = client.post("/predict", json={"instances": rows(frame, 1)})
         assert predict.status_code == 503
         assert predict.json()["detail"] == NO_CHAMPION_MESSAGE
-        assert client.post("/reload").status_code == 503
+        assert client.post("/reload", headers=RELOAD_AUTH).status_code == 503
         # Payload validation still applies without a model.
         assert client.post("/predict", json={"instances": []}).status_code == 422
 
         registry.client.set_registered_model_alias(MODEL_NAME, alias, registry.versions[1])
         try:
-            assert client.post("/reload").json() == {
+            assert client.post("/reload", headers=RELOAD_AUTH).json() == {
                 "model_version": registry.versions[1],
                 "changed": True,
             }
@@ -193,10 +193,16 @@ def test_reload_swaps_only_when_the_alias_moves(
     client: TestClient, champion_v1: Registry, frame: pd.DataFrame
 ) -> None:
     first, second = champion_v1.versions
-    assert client.post("/reload").json() == {"model_version": first, "changed": False}
+    assert client.post("/reload", headers=RELOAD_AUTH).json() == {
+        "model_version": first,
+        "changed": False,
+    }
 
     champion_v1.point_champion_at(second)
-    assert client.post("/reload").json() == {"model_version": second, "changed": True}
+    assert client.post("/reload", headers=RELOAD_AUTH).json() == {
+        "model_version": second,
+        "changed": True,
+    }
     assert client.get("/model").json()["version"] == second
     instances = rows(frame, 10, start=50)
     served = client.post("/predict", json={"instances": instances}).json()
@@ -204,7 +210,10 @@ def test_reload_swaps_only_when_the_alias_moves(
     expected = champion_v1.predict_with_champion(pd.DataFrame(instances))
     np.testing.assert_allclose(served["predictions"], expected, rtol=1e-9)
 
-    assert client.post("/reload").json() == {"model_version": second, "changed": False}
+    assert client.post("/reload", headers=RELOAD_AUTH).json() == {
+        "model_version": second,
+        "changed": False,
+    }
     metrics = client.get("/metrics").text
     assert metric_value(metrics, 'model_server_model_reloads_total{outcome="success"}') == 2
     assert metric_value(metrics, 'model_server_model_reloads_total{outcome="unchanged"}') == 2
@@ -229,7 +238,7 @@ def test_failed_reload_keeps_serving_the_loaded_model(
 
     with TestClient(create_app(champion_v1.settings(), loader=loader)) as client:
         champion_v1.point_champion_at(champion_v1.versions[1])
-        response = client.post("/reload")
+        response = client.post("/reload", headers=RELOAD_AUTH)
         assert response.status_code == 503
         assert "artifact store unreachable" in response.text
         assert f"still serving version {champion_v1.versions[0]}" in response.text
@@ -269,7 +278,7 @@ def test_predictions_never_fail_while_the_model_is_swapped(
         first, second = champion_v1.versions
         for version in (second, first, second, first):
             champion_v1.point_champion_at(version)
-            assert client.post("/reload").json()["changed"] is True
+            assert client.post("/reload", headers=RELOAD_AUTH).json()["changed"] is True
     finally:
         stop.set()
         for worker in workers:
@@ -322,3 +331,30 @@ def test_the_app_finds_its_registry_without_the_process_wide_tracking_uri(
             response = client.post("/predict", json={"instances": rows(frame, 2)})
         assert response.status_code == 200, response.text
         assert mlflow.get_tracking_uri() == elsewhere
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({}, 401, "needs the header 'Authorization: Bearer <MODEL_SERVER_RELOAD_TOKEN>'"),
+        ({"Authorization": "Bearer wrong"}, 401, "needs the header"),
+        ({"Authorization": f"Basic {RELOAD_TOKEN}"}, 401, "needs the header"),
+    ],
+    ids=["no header", "wrong token", "not a bearer token"],
+)
+def test_reload_refuses_callers_without_the_token(
+    client: TestClient, headers: dict[str, str], status: int, message: str
+) -> None:
+    response = client.post("/reload", headers=headers)
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+    assert client.post("/reload", headers=RELOAD_AUTH).status_code == 200  # the token works
+
+
+def test_reload_is_disabled_without_a_configured_token(champion_v1: Registry) -> None:
+    with TestClient(create_app(champion_v1.settings(reload_token=None))) as client:
+        for headers in ({}, RELOAD_AUTH):
+            response = client.post("/reload", headers=headers)
+            assert response.status_code == 403
+            assert "no MODEL_SERVER_RELOAD_TOKEN configured" in response.json()["detail"]
+        assert client.get("/ready").status_code == 200  # the start-up load needs no token

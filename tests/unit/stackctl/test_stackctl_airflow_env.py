@@ -78,6 +78,29 @@ def test_credentials_are_kept_private_and_reused(tmp_path: Path) -> None:
     assert Credentials.load_or_create(path) == created
 
 
+def test_a_secret_added_later_is_generated_and_the_kept_ones_stay(tmp_path: Path) -> None:
+    """A stack brought up before the reload token existed keeps its S3 keys and passwords."""
+    path = tmp_path / "credentials.json"
+    created = Credentials.load_or_create(path)
+    old = json.loads(path.read_text())
+    del old["model_server_reload_token"]
+    path.write_text(json.dumps(old))
+    again = Credentials.load_or_create(path)
+    assert again.s3_secret_key == created.s3_secret_key
+    assert again.airflow_password == created.airflow_password
+    assert again.model_server_reload_token.get_secret_value()
+    assert json.loads(path.read_text())["model_server_reload_token"] == (
+        again.model_server_reload_token.get_secret_value()
+    )
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_model_server_connection_carries_the_reload_token(fake_repo: Path) -> None:
+    ctx = context(fake_repo)
+    connection = json.loads(airflow_env(ctx, pushgateway=False)["AIRFLOW_CONN_MLOPS_MODEL_SERVER"])
+    assert connection["password"] == ctx.credentials.model_server_reload_token.get_secret_value()
+
+
 def test_health_lists_the_components_not_healthy() -> None:
     health = {
         "metadatabase": {"status": "healthy"},

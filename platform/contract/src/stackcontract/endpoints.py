@@ -31,6 +31,8 @@ class Endpoints(BaseModel):
     airflow_username: str
     airflow_password: SecretStr
     model_server_url: str
+    # Bearer token of the model server's POST /reload; None where the backend does not know it.
+    model_server_reload_token: SecretStr | None = None
     model_name: str
     prometheus_url: str | None = None
     pushgateway_url: str | None = None
@@ -41,6 +43,9 @@ class Endpoints(BaseModel):
         data = self.model_dump(mode="json")
         data["s3_secret_key"] = self.s3_secret_key.get_secret_value()
         data["airflow_password"] = self.airflow_password.get_secret_value()
+        if self.model_server_reload_token is not None:
+            token = self.model_server_reload_token.get_secret_value()
+            data["model_server_reload_token"] = token
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")
         path.chmod(0o600)
@@ -54,6 +59,15 @@ class Endpoints(BaseModel):
                 "or point the tests at a running one with --stack-endpoints PATH."
             )
         return cls.model_validate_json(path.read_text())
+
+    def reload_headers(self) -> dict[str, str]:
+        """The header an authorised caller of the model server's POST /reload sends."""
+        if self.model_server_reload_token is None:
+            raise LookupError(
+                f"the {self.backend} stack's endpoints carry no model-server reload token: "
+                "bring the stack up again with this version of stackctl"
+            )
+        return {"Authorization": f"Bearer {self.model_server_reload_token.get_secret_value()}"}
 
     def s3_client(self, region: str) -> S3Client:
         """A boto3 client for the stack's object store (see `stackcontract.s3`)."""

@@ -115,6 +115,7 @@ class EksBackend:
             urls=urls,
             airflow_password=secrets["AIRFLOW_ADMIN_PASSWORD"],
             region=self.cluster.region,
+            reload_token=secrets.get("MODEL_SERVER_RELOAD_TOKEN"),
         )
         endpoints.dump(self.state_dir / "endpoints.json")
         return endpoints

@@ -97,7 +97,12 @@ def port_forward(kubectl: Kubectl, namespace: str, service: str, port: int) -> I
 
 
 def eks_endpoints(
-    *, config: Mapping[str, str], urls: Mapping[str, str], airflow_password: str, region: str
+    *,
+    config: Mapping[str, str],
+    urls: Mapping[str, str],
+    airflow_password: str,
+    region: str,
+    reload_token: str | None = None,
 ) -> Endpoints:
     """Endpoints of an EKS stack: forwarded service URLs, and S3 on AWS itself (with this
     machine's AWS credentials; temporary ones carry a session token the Endpoints model lacks, so
@@ -115,4 +120,5 @@ def eks_endpoints(
         mlflow_url=urls["mlflow_url"],
         airflow_url=urls["airflow_url"],
         model_server_url=urls["model_server_url"],
+        model_server_reload_token=reload_token,
     )

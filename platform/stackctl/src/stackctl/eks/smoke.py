@@ -115,6 +115,7 @@ class SmokeRun:
                 urls=urls,
                 airflow_password=secret_value(objects, namespace, "AIRFLOW_ADMIN_PASSWORD"),
                 region=self.region,
+                reload_token=secret_value(objects, namespace, "MODEL_SERVER_RELOAD_TOKEN"),
             )
             # The endpoints file holds credentials: a private temp dir, never reports/ (an artifact).
             private = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eks-smoke-")))

@@ -446,6 +446,7 @@ def build_endpoints(
         airflow_username=airflow_admin_user(config.repo_root),
         airflow_password=SecretStr(password),
         model_server_url=urls["MODEL_SERVER_PORT"],
+        model_server_reload_token=secrets.get("MODEL_SERVER_RELOAD_TOKEN"),
         model_name=config.model_name,
         **optional,
     )

@@ -26,6 +26,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -70,7 +71,8 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
     """Fresh random credentials for every key the manifests read from Secret ``stack-secrets``."""
     k8s = _root(root) / K8S_DIR
     region = read_env_file(k8s.parent / "config" / "stack.env")["S3_REGION"]
-    endpoint = read_env_file(k8s / "base" / "stack-config" / "endpoints.env")["S3_ENDPOINT_URL"]
+    addresses = read_env_file(k8s / "base" / "stack-config" / "endpoints.env")
+    endpoint = addresses["S3_ENDPOINT_URL"]
     values = {
         "POSTGRES_PASSWORD": _token(),
         "AIRFLOW_DB_PASSWORD": _token(),
@@ -80,6 +82,7 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
         "AIRFLOW_API_SECRET_KEY": _token(32),
         "AIRFLOW_ADMIN_PASSWORD": _token(12),
         "GRAFANA_ADMIN_PASSWORD": _token(12),
+        "MODEL_SERVER_RELOAD_TOKEN": _token(32),
     }
     if with_static_s3_keys:
         key_id, secret_key = _token(10), _token(20)
@@ -93,6 +96,16 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
     else:  # eks: IRSA web identity, no static keys, real AWS endpoint
         connection = {"conn_type": "aws", "extra": {"region_name": region}}
     values["AIRFLOW_CONN_MLOPS_S3"] = json.dumps(connection, separators=(",", ":"))
+    # Airflow's notify task sends the connection's password as the reload bearer token.
+    server = urlsplit(addresses["MODEL_SERVER_URL"])
+    model_server = {
+        "conn_type": "http",
+        "host": server.hostname,
+        "port": server.port,
+        "schema": server.scheme,
+        "password": values["MODEL_SERVER_RELOAD_TOKEN"],
+    }
+    values["AIRFLOW_CONN_MLOPS_MODEL_SERVER"] = json.dumps(model_server, separators=(",", ":"))
     return values
 
 

@@ -346,6 +346,7 @@ class LocalBackend:
             airflow_username=AIRFLOW_USERNAME,
             airflow_password=ctx.credentials.airflow_password,
             model_server_url=ctx.model_server_url,
+            model_server_reload_token=ctx.credentials.model_server_reload_token,
             model_name=self.config.model_name,
             prometheus_url=ctx.prometheus_url if "prometheus" in ready else None,
             pushgateway_url=ctx.pushgateway_url if "pushgateway" in ready else None,

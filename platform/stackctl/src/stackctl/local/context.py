@@ -41,6 +41,8 @@ class Credentials(BaseModel):
     airflow_password: SecretStr
     airflow_jwt_secret: SecretStr
     airflow_api_secret_key: SecretStr
+    # The bearer token of the model server's POST /reload (Airflow's notify task sends it).
+    model_server_reload_token: SecretStr
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -51,21 +53,24 @@ class Credentials(BaseModel):
             airflow_password=SecretStr(secrets.token_urlsafe(12)),
             airflow_jwt_secret=SecretStr(secrets.token_urlsafe(32)),
             airflow_api_secret_key=SecretStr(secrets.token_urlsafe(32)),
+            model_server_reload_token=SecretStr(secrets.token_urlsafe(32)),
         )
 
     @classmethod
     def load_or_create(cls, path: Path) -> Credentials:
-        if path.is_file():
-            return cls.model_validate_json(path.read_text())
-        created = cls.generate()
-        data = {
+        """The kept credentials; a secret added since they were written is generated and added
+        (the others are never rotated under a running stack)."""
+        kept = json.loads(path.read_text()) if path.is_file() else {}
+        fresh = {
             key: value.get_secret_value() if isinstance(value, SecretStr) else value
-            for key, value in created
+            for key, value in cls.generate()
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        path.chmod(0o600)
-        return created
+        data = fresh | kept
+        if data != kept:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2) + "\n")
+            path.chmod(0o600)
+        return cls.model_validate(data)
 
 
 @dataclass(frozen=True)

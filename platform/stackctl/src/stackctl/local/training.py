@@ -68,7 +68,9 @@ def _unpause_and_pick_run(ctx: RunContext, api: AirflowClient) -> str:
 
 def reload_model_server(ctx: RunContext) -> str:
     """POST /reload, then require /ready; the served version."""
-    response = httpx.post(f"{ctx.model_server_url}/reload", timeout=120)
+    token = ctx.credentials.model_server_reload_token.get_secret_value()
+    headers = {"Authorization": f"Bearer {token}"}
+    response = httpx.post(f"{ctx.model_server_url}/reload", headers=headers, timeout=120)
     if response.status_code != 200:
         raise TrainingFailed(
             f"POST {ctx.model_server_url}/reload -> {response.status_code}: {response.text[:300]}"

@@ -29,8 +29,9 @@ MIGRATE = "airflow-db-migrate"
 HEALTHY_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 
 
-def http_connection(url_port: int) -> str:
-    return json.dumps({"conn_type": "http", "host": HOST, "port": url_port, "schema": "http"})
+def http_connection(url_port: int, password: str | None = None) -> str:
+    fields = {"conn_type": "http", "host": HOST, "port": url_port, "schema": "http"}
+    return json.dumps(fields | ({"password": password} if password else {}))
 
 
 def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
@@ -59,7 +60,11 @@ def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
             }
         ),
         "AIRFLOW_CONN_MLOPS_MLFLOW": http_connection(ports.mlflow_port),
-        "AIRFLOW_CONN_MLOPS_MODEL_SERVER": http_connection(ports.model_server_port),
+        # The password is the model server's reload token (the notify task's bearer token).
+        "AIRFLOW_CONN_MLOPS_MODEL_SERVER": http_connection(
+            ports.model_server_port,
+            ctx.credentials.model_server_reload_token.get_secret_value(),
+        ),
     }
     if pushgateway:
         env["AIRFLOW_CONN_MLOPS_PUSHGATEWAY"] = http_connection(ports.pushgateway_port)

@@ -9,6 +9,9 @@ from stackctl.local.context import HOST, RunContext
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import http_ok
 
+# mlpipe.serve reads its reload token from this variable (a secret: not in the env file).
+RELOAD_TOKEN_ENV = "MODEL_SERVER_RELOAD_TOKEN"
+
 
 class ModelServer(Component):
     name = "model-server"
@@ -22,7 +25,12 @@ class ModelServer(Component):
 
     def launches(self, ctx: RunContext) -> list[Launch]:
         port = str(ctx.config.ports.model_server_port)
-        env = {**ctx.mlpipe_env(pushgateway=False), **self.declared_env(ctx)}
+        token = ctx.credentials.model_server_reload_token.get_secret_value()
+        env = {
+            **ctx.mlpipe_env(pushgateway=False),
+            **self.declared_env(ctx),
+            RELOAD_TOKEN_ENV: token,
+        }
         argv = [sys.executable, "-m", "mlpipe.serve", f"--host={HOST}", f"--port={port}"]
         health = (self.service(ctx).health,)
         return [Launch(self.name, argv, env, health=health, command_words=3)]
