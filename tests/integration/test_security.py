@@ -1,12 +1,19 @@
-"""State-changing endpoints of a running stack refuse callers without credentials (and accept the
-ones the stack generated). The SeaweedFS, MLflow and Pushgateway endpoints are not covered yet."""
+"""State-changing endpoints of a running stack refuse callers without credentials and accept the
+ones the stack generated: the S3 API, Airflow's REST API, the model server's /reload and
+Prometheus' lifecycle API (off). MLflow, the Pushgateway and SeaweedFS's own ports are not
+protected yet (README, Security)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 import pytest
 
+from stackcontract.airflow_api import AirflowClient
 from stackcontract.endpoints import Endpoints
+
+PROBE_KEY = "security-probe/unsigned.txt"
 
 pytestmark = pytest.mark.integration
 
@@ -40,3 +47,27 @@ def test_prometheus_lifecycle_api_is_off(endpoints: Endpoints, path: str) -> Non
     assert response.status_code == 403, response.text
     assert "Lifecycle API is not enabled" in response.text
     assert httpx.get(f"{endpoints.prometheus_url}/-/healthy", timeout=30).status_code == 200
+
+
+def test_s3_refuses_an_unsigned_write_and_takes_a_signed_one(endpoints: Endpoints, s3: Any) -> None:
+    url = f"{endpoints.s3_url}/{endpoints.s3_bucket}/{PROBE_KEY}"
+    assert httpx.put(url, content=b"forged", timeout=30).status_code == 403
+    assert httpx.delete(url, timeout=30).status_code == 403
+    s3.put_object(Bucket=endpoints.s3_bucket, Key=PROBE_KEY, Body=b"signed")
+    body = s3.get_object(Bucket=endpoints.s3_bucket, Key=PROBE_KEY)["Body"].read()
+    s3.delete_object(Bucket=endpoints.s3_bucket, Key=PROBE_KEY)
+    assert body == b"signed"
+
+
+def test_airflow_refuses_a_tokenless_write_and_takes_an_authenticated_one(
+    endpoints: Endpoints, airflow: AirflowClient
+) -> None:
+    variable = {"key": "security_probe", "value": "1"}
+    url = f"{endpoints.airflow_url}/api/v2/variables"
+    assert httpx.post(url, json=variable, timeout=30).status_code == 401
+    client = airflow
+    try:
+        created = client.request("POST", "/api/v2/variables", json=variable)
+        assert created["key"] == "security_probe"
+    finally:
+        client.send("DELETE", "/api/v2/variables/security_probe")
