@@ -48,6 +48,7 @@ def test_monitoring_figures_reach_the_pushgateway(
 ) -> None:
     if endpoints.pushgateway_url is None:
         pytest.skip(f"the {endpoints.backend} stack runs no Pushgateway (pushgateway_url is None)")
-    exposition = httpx.get(f"{endpoints.pushgateway_url}/metrics", timeout=30).text
+    url = f"{endpoints.pushgateway_url}/metrics"
+    exposition = httpx.get(url, timeout=30, auth=endpoints.pushgateway_auth()).text
     missing = [name for name in CONTRACT_GAUGES if f"\n{name}{{" not in exposition]
     assert not missing, f"Pushgateway lacks {missing} after run {monitoring_run.run_id}"

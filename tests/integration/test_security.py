@@ -1,7 +1,7 @@
 """State-changing endpoints of a running stack refuse callers without credentials and accept the
-ones the stack generated: the S3 API, Airflow's REST API, the model server's /reload and
-Prometheus' lifecycle API (off). MLflow, the Pushgateway and SeaweedFS's own ports are not
-protected yet (README, Security)."""
+ones the stack generated: the S3 API, Airflow's REST API, the model server's /reload, the
+Pushgateway (basic auth locally) and Prometheus' lifecycle API (off). MLflow and SeaweedFS's own
+ports are not protected yet (README, Security)."""
 
 from __future__ import annotations
 
@@ -71,3 +71,27 @@ def test_airflow_refuses_a_tokenless_write_and_takes_an_authenticated_one(
         assert created["key"] == "security_probe"
     finally:
         client.send("DELETE", "/api/v2/variables/security_probe")
+
+
+def test_pushgateway_refuses_unauthenticated_writes_and_takes_the_monitoring_job(
+    endpoints: Endpoints,
+) -> None:
+    if endpoints.pushgateway_url is None:
+        pytest.skip(f"the {endpoints.backend} stack runs no Pushgateway (pushgateway_url is None)")
+    auth = endpoints.pushgateway_auth()
+    if auth is None:
+        pytest.skip(f"the {endpoints.backend} stack guards its Pushgateway with a NetworkPolicy")
+    group = f"{endpoints.pushgateway_url}/metrics/job/security_probe"
+    forged = b"ml_monitoring_rmse 0\n"
+    assert httpx.put(group, content=forged, timeout=30).status_code == 401
+    assert (
+        httpx.delete(
+            f"{endpoints.pushgateway_url}/metrics/job/ml_monitoring", timeout=30
+        ).status_code
+        == 401
+    )
+    assert (
+        httpx.put(group, content=b"security_probe_pushed 1\n", auth=auth, timeout=30).status_code
+        == 200
+    )
+    assert httpx.delete(group, auth=auth, timeout=30).status_code == 202

@@ -6,7 +6,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_common.settings import PUSHGATEWAY_CONN_ID, load_airflow_settings, service_url
+from mlops_common.settings import (
+    PUSHGATEWAY_CONN_ID,
+    get_connection,
+    http_url,
+    load_airflow_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +67,15 @@ def publish_metrics(scored: Mapping[str, Any]) -> str:
     from mlpipe.monitoring import push_report, report_from_json
     from mlpipe.storage import Storage
 
-    url = service_url(PUSHGATEWAY_CONN_ID)
-    if url is None:
+    connection = get_connection(PUSHGATEWAY_CONN_ID)
+    if connection is None:
         log.info("no %r connection configured: metrics stay in the S3 report", PUSHGATEWAY_CONN_ID)
         raise AirflowSkipException(f"connection {PUSHGATEWAY_CONN_ID!r} is not configured")
+    url = http_url(connection)
+    # The connection's login/password are the gateway's basic auth, where it has one.
+    auth = (connection.login, connection.password) if connection.password else None
     settings = load_airflow_settings()
     report = report_from_json(Storage.from_settings(settings).read_bytes(scored["report_uri"]))
-    push_report(report, url)
+    push_report(report, url, auth=auth)
     log.info("pushed ml_monitoring metrics of v%s to %s", report.model_version, url)
     return url

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -284,10 +284,28 @@ def metrics_registry(report: MonitoringReport) -> CollectorRegistry:
     return registry
 
 
-def push_report(report: MonitoringReport, gateway_url: str, *, timeout: float = 10.0) -> None:
-    """Push the report's gauges to a Pushgateway under job="ml_monitoring" (replaces the group)."""
+def push_report(
+    report: MonitoringReport,
+    gateway_url: str,
+    *,
+    timeout: float = 10.0,
+    auth: tuple[str, str] | None = None,
+) -> None:
+    """Push the report's gauges to a Pushgateway under job="ml_monitoring" (replaces the group),
+    with basic ``auth`` (user, password) when the gateway needs it."""
+    from prometheus_client.exposition import basic_auth_handler, default_handler
+
+    def handler(url: str, method: str, timeout: float | None, headers: Any, data: bytes) -> Any:
+        if auth is None:
+            return default_handler(url, method, timeout, headers, data)
+        return basic_auth_handler(url, method, timeout, headers, data, auth[0], auth[1])
+
     push_to_gateway(
-        gateway_url, job=PUSHGATEWAY_JOB, registry=metrics_registry(report), timeout=timeout
+        gateway_url,
+        job=PUSHGATEWAY_JOB,
+        registry=metrics_registry(report),
+        timeout=timeout,
+        handler=handler,
     )
 
 

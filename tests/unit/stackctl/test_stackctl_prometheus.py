@@ -11,10 +11,12 @@ import pytest
 import yaml
 
 from stackctl.local.components.monitoring import (
+    PUSHGATEWAY_USER,
     Prometheus,
     Pushgateway,
     alert_rule_files,
     prometheus_config,
+    pushgateway_web_config,
 )
 from stackctl.local.context import RunContext
 
@@ -73,6 +75,32 @@ def test_alert_rule_files_finds_only_rule_groups(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
 )
+def test_prometheus_scrapes_the_pushgateway_with_its_basic_auth(tmp_path: Path) -> None:
+    password_file = tmp_path / "pushgateway-password"
+    generated = prometheus_config(
+        model_server="127.0.0.1:8000",
+        mlflow="127.0.0.1:5000",
+        s3_metrics=("127.0.0.1:9327", "/metrics"),
+        pushgateway="127.0.0.1:9091",
+        pushgateway_password_file=password_file,
+    )
+    assert jobs(generated)["pushgateway"]["basic_auth"] == {
+        "username": PUSHGATEWAY_USER,
+        "password_file": str(password_file),
+    }
+
+
+def test_the_pushgateway_web_config_holds_only_a_hash_of_the_password() -> None:
+    import bcrypt
+
+    web = pushgateway_web_config("s3cret-password")
+    (user, hashed), *others = web["basic_auth_users"].items()
+    assert user == PUSHGATEWAY_USER
+    assert not others
+    assert "s3cret-password" not in hashed
+    assert bcrypt.checkpw(b"s3cret-password", hashed.encode())
+
+
 def test_promtool_accepts_the_generated_config(tmp_path: Path) -> None:
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config()))

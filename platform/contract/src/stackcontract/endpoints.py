@@ -36,6 +36,9 @@ class Endpoints(BaseModel):
     model_name: str
     prometheus_url: str | None = None
     pushgateway_url: str | None = None
+    # Basic auth of the Pushgateway, where it has one (the local stack; a NetworkPolicy on a cluster).
+    pushgateway_username: str | None = None
+    pushgateway_password: SecretStr | None = None
     grafana_url: str | None = None
 
     def dump(self, path: Path) -> None:
@@ -43,6 +46,8 @@ class Endpoints(BaseModel):
         data = self.model_dump(mode="json")
         data["s3_secret_key"] = self.s3_secret_key.get_secret_value()
         data["airflow_password"] = self.airflow_password.get_secret_value()
+        if self.pushgateway_password is not None:
+            data["pushgateway_password"] = self.pushgateway_password.get_secret_value()
         if self.model_server_reload_token is not None:
             token = self.model_server_reload_token.get_secret_value()
             data["model_server_reload_token"] = token
@@ -59,6 +64,12 @@ class Endpoints(BaseModel):
                 "or point the tests at a running one with --stack-endpoints PATH."
             )
         return cls.model_validate_json(path.read_text())
+
+    def pushgateway_auth(self) -> tuple[str, str] | None:
+        """(user, password) for the Pushgateway, or None where it needs none."""
+        if self.pushgateway_username is None or self.pushgateway_password is None:
+            return None
+        return self.pushgateway_username, self.pushgateway_password.get_secret_value()
 
     def reload_headers(self) -> dict[str, str]:
         """The header an authorised caller of the model server's POST /reload sends."""

@@ -21,7 +21,7 @@ from stackctl.local.components.airflow import Airflow
 from stackctl.local.components.base import Component
 from stackctl.local.components.mlflow import MLflowServer
 from stackctl.local.components.model_server import ModelServer
-from stackctl.local.components.monitoring import Prometheus, Pushgateway
+from stackctl.local.components.monitoring import PUSHGATEWAY_USER, Prometheus, Pushgateway
 from stackctl.local.components.s3 import MinIO, Provision, SeaweedFS
 from stackctl.local.context import (
     AIRFLOW_USERNAME,
@@ -350,6 +350,10 @@ class LocalBackend:
             model_name=self.config.model_name,
             prometheus_url=ctx.prometheus_url if "prometheus" in ready else None,
             pushgateway_url=ctx.pushgateway_url if "pushgateway" in ready else None,
+            pushgateway_username=PUSHGATEWAY_USER if "pushgateway" in ready else None,
+            pushgateway_password=(
+                ctx.credentials.pushgateway_password if "pushgateway" in ready else None
+            ),
         )
 
     def status(self) -> list[ProcessStatus]:

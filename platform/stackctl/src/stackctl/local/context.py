@@ -43,6 +43,9 @@ class Credentials(BaseModel):
     airflow_api_secret_key: SecretStr
     # The bearer token of the model server's POST /reload (Airflow's notify task sends it).
     model_server_reload_token: SecretStr
+    # Basic-auth password of the Pushgateway (user PUSHGATEWAY_USER): the monitoring job pushes
+    # with it and Prometheus scrapes with it.
+    pushgateway_password: SecretStr
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -54,6 +57,7 @@ class Credentials(BaseModel):
             airflow_jwt_secret=SecretStr(secrets.token_urlsafe(32)),
             airflow_api_secret_key=SecretStr(secrets.token_urlsafe(32)),
             model_server_reload_token=SecretStr(secrets.token_urlsafe(32)),
+            pushgateway_password=SecretStr(secrets.token_urlsafe(24)),
         )
 
     @classmethod

@@ -64,11 +64,13 @@ def wait_until(
         cancel.wait(interval)
 
 
-def http_ok(url: str, *, expect: int = 200, timeout: float = 3.0) -> Check:
-    """A check that passes when GET `url` answers with status `expect`."""
+def http_ok(
+    url: str, *, expect: int = 200, timeout: float = 3.0, auth: tuple[str, str] | None = None
+) -> Check:
+    """A check that passes when GET `url` (with basic `auth`, if given) answers `expect`."""
 
     def check() -> str | None:
-        response = httpx.get(url, timeout=timeout)
+        response = httpx.get(url, timeout=timeout, auth=auth)
         if response.status_code == expect:
             return None
         return f"GET {url} -> {response.status_code}"

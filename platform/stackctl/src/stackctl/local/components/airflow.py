@@ -13,6 +13,7 @@ from typing import Any
 
 from stackcontract.airflow_api import AirflowClient
 from stackctl.local.components.base import VENV_BIN, Component, Launch, Status
+from stackctl.local.components.monitoring import PUSHGATEWAY_USER
 from stackctl.local.context import AIRFLOW_USERNAME, HOST, RunContext, which
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import StartupError
@@ -67,7 +68,10 @@ def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
         ),
     }
     if pushgateway:
-        env["AIRFLOW_CONN_MLOPS_PUSHGATEWAY"] = http_connection(ports.pushgateway_port)
+        password = ctx.credentials.pushgateway_password.get_secret_value()
+        connection = json.loads(http_connection(ports.pushgateway_port, password))
+        connection["login"] = PUSHGATEWAY_USER  # the monitoring job pushes with basic auth
+        env["AIRFLOW_CONN_MLOPS_PUSHGATEWAY"] = json.dumps(connection)
     for key, value in ctx.config.settings.items():
         env[f"AIRFLOW_VAR_{key}"] = value
     # Tasks run in this venv: give mlpipe its settings too (same values as the connections).

@@ -17,6 +17,18 @@ INSTALL_HINT = "install with `apt-get install prometheus prometheus-pushgateway`
 SCRAPE_INTERVAL = "15s"
 
 
+PUSHGATEWAY_USER = "monitoring"
+
+
+def pushgateway_web_config(password: str) -> dict[str, Any]:
+    """The Pushgateway's --web.config.file: every endpoint (push, delete, /metrics, health)
+    needs basic auth as PUSHGATEWAY_USER."""
+    import bcrypt
+
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    return {"basic_auth_users": {PUSHGATEWAY_USER: hashed}}
+
+
 def _job(name: str, target: str, *, path: str = "/metrics", **extra: Any) -> dict[str, Any]:
     return {
         "job_name": name,
@@ -32,6 +44,7 @@ def prometheus_config(
     mlflow: str,
     s3_metrics: tuple[str, str] | None,
     pushgateway: str | None,
+    pushgateway_password_file: Path | None = None,
     rule_files: list[Path] | None = None,
 ) -> dict[str, Any]:
     """The scrape configuration of the local stack; targets are `host:port` strings and
@@ -41,7 +54,9 @@ def prometheus_config(
         jobs.append(_job("s3", s3_metrics[0], path=s3_metrics[1]))
     if pushgateway is not None:
         # honor_labels keeps the job/instance labels of the pushed series (job="ml_monitoring").
-        jobs.append(_job("pushgateway", pushgateway, honor_labels=True))
+        auth = {"username": PUSHGATEWAY_USER, "password_file": str(pushgateway_password_file)}
+        extra: dict[str, Any] = {"basic_auth": auth} if pushgateway_password_file else {}
+        jobs.append(_job("pushgateway", pushgateway, honor_labels=True, **extra))
     config: dict[str, Any] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": jobs,
@@ -95,6 +110,14 @@ def _target(port: int) -> str:
     return f"{HOST}:{port}"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only the owner can read (it holds a credential or its hash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
 class Pushgateway(Component):
     name = "pushgateway"
     budget_seconds = 90.0
@@ -118,15 +141,25 @@ class Pushgateway(Component):
             *self.declared_args(ctx),
             f"--web.listen-address={_target(ctx.config.ports.pushgateway_port)}",
             f"--persistence.file={data / 'metrics.store'}",
+            f"--web.config.file={ctx.paths.generated / 'pushgateway-web.yml'}",
         ]
         return [Launch(self.name, argv, {}, health=(self.service(ctx).health,))]
 
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         (ctx.paths.data / "pushgateway").mkdir(parents=True, exist_ok=True)
+        password = ctx.credentials.pushgateway_password.get_secret_value()
+        write_private(
+            ctx.paths.generated / "pushgateway-web.yml",
+            yaml.safe_dump(pushgateway_web_config(password)),
+        )
+        write_private(ctx.paths.generated / "pushgateway-password", password)
         (launch,) = self.launches(ctx)
         status("starting prometheus-pushgateway")
         self.spawn(ctx, launch.argv, env=launch.env)
-        self.wait(ctx, http_ok(f"{ctx.pushgateway_url}{launch.health[0]}"), status, budget=None)
+        health = http_ok(
+            f"{ctx.pushgateway_url}{launch.health[0]}", auth=(PUSHGATEWAY_USER, password)
+        )
+        self.wait(ctx, health, status, budget=None)
 
 
 class Prometheus(Component):
@@ -159,6 +192,7 @@ class Prometheus(Component):
             mlflow=_target(ports.mlflow_port),
             s3_metrics=s3_metrics,
             pushgateway=_target(ports.pushgateway_port) if self.with_pushgateway else None,
+            pushgateway_password_file=ctx.paths.generated / "pushgateway-password",
             rule_files=rule_files,
         )
 
