@@ -158,6 +158,8 @@ def integration_kind(session: nox.Session) -> None:
     env = {"STACK_KIND_KEEP_CLUSTER": "1"} if "--keep-cluster" in args else {}
     args = [a for a in args if a != "--keep-cluster"]
     install(session, groups=("test", "airflow", "k8s"))
+    # Once, before the suite: a machine that cannot run kind gets every fix in one list.
+    session.run("python", "-m", "stackctl.k8s.preflight")
     session.run(
         "pytest", "tests/integration", "-m", "integration", "--backend", "kind", *args, env=env
     )

@@ -43,6 +43,7 @@ from stack_training import (
 
 from stackcontract.endpoints import Endpoints
 from stackctl.backend import Backend
+from stackctl.k8s.preflight import PreflightError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_ROOT = REPO_ROOT / ".stack" / "integration"
@@ -153,6 +154,9 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     started = time.monotonic()
     try:
         endpoints = backend.up()
+    except PreflightError as error:
+        # The machine cannot run this backend: stop once, not once per test with the same text.
+        pytest.exit(f"{backend_name} backend preflight failed:\n{error}", returncode=1)
     except BaseException:
         index = backend.collect_logs(STATE_ROOT / f"{backend_name}-logs")
         say(config, f"`up` failed; logs collected in {index}")

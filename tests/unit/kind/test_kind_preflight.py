@@ -115,3 +115,17 @@ def test_different_kind_version_is_only_a_note() -> None:
     kind = next(c for c in checks if c.name == "kind")
     assert kind.ok
     assert "best effort" in kind.detail
+
+
+def test_the_command_lists_every_check_and_fails_with_the_fixes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    no_kind = replace(healthy(), which=lambda tool: None if tool == "kind" else f"/bin/{tool}")
+    assert preflight.main([], no_kind) == 1
+    out = capsys.readouterr().out
+    assert out.count("[ok  ]") == 7
+    assert "[FAIL] kind:" in out
+    assert "Fix:" in out
+    assert "kind preflight failed (1 of 8 checks)" in out
+    assert preflight.main([], healthy()) == 0
+    assert "kind preflight passed (8 checks)" in capsys.readouterr().out

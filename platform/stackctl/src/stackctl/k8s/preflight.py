@@ -246,3 +246,25 @@ def run_preflight(versions: KindVersions, probes: Probes | None = None) -> list[
     if not all(c.ok for c in checks):
         raise PreflightError(checks)
     return checks
+
+
+def main(argv: Sequence[str] | None = None, probes: Probes | None = None) -> int:
+    """`python -m stackctl.k8s.preflight`: every check, one line each (failures with their
+    fix); exit 1 if any failed. `nox -s integration-kind` runs it before collecting the suite."""
+    from stackcontract.repo import find_repo_root
+    from stackctl.k8s.versions import load_versions
+
+    del argv  # no options: the pinned versions come from the checkout
+    checks = preflight_checks(load_versions(find_repo_root()), probes)
+    failed = [c for c in checks if not c.ok]
+    for check in checks:
+        print(check.line())
+    if failed:
+        print(f"kind preflight failed ({len(failed)} of {len(checks)} checks): fix the above first")
+        return 1
+    print(f"kind preflight passed ({len(checks)} checks)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
