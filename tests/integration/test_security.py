@@ -1,7 +1,7 @@
 """State-changing endpoints of a running stack refuse callers without credentials and accept the
 ones the stack generated: the S3 API, Airflow's REST API, the model server's /reload, the
-Pushgateway (basic auth locally) and Prometheus' lifecycle API (off). MLflow and SeaweedFS's own
-ports are not protected yet (README, Security)."""
+Pushgateway (basic auth locally), SeaweedFS's filer and volume ports (JWT) and Prometheus'
+lifecycle API (off). MLflow is not protected yet (README, Security)."""
 
 from __future__ import annotations
 
@@ -95,3 +95,30 @@ def test_pushgateway_refuses_unauthenticated_writes_and_takes_the_monitoring_job
         == 200
     )
     assert httpx.delete(group, auth=auth, timeout=30).status_code == 202
+
+
+def test_seaweedfs_own_ports_refuse_unsigned_reads_and_writes(
+    endpoints: Endpoints, s3: Any, stack: Any
+) -> None:
+    """Only the S3 API reaches the data: the filer and the volume server want a JWT signed with
+    the stack's key, which no client outside the store has."""
+    if endpoints.backend != "local" or stack.backend is None:
+        pytest.skip(f"on {endpoints.backend} the filer and volume ports are not exposed at all")
+    if stack.backend.options.s3 != "seaweedfs":
+        pytest.skip(f"the stack runs {stack.backend.options.s3}, which has no filer or volume port")
+    ports = stack.backend.config.ports  # the free ports this session's local stack runs on
+    s3.put_object(Bucket=endpoints.s3_bucket, Key=PROBE_KEY, Body=b"signed")
+    try:
+        filer = f"http://127.0.0.1:{ports.seaweed_filer_port}/buckets/{endpoints.s3_bucket}"
+        assert httpx.get(f"{filer}/{PROBE_KEY}", timeout=30).status_code == 401
+        assert httpx.put(f"{filer}/forged.txt", content=b"x", timeout=30).status_code == 401
+        assert httpx.delete(f"{filer}/{PROBE_KEY}", timeout=30).status_code == 401
+        master = f"http://127.0.0.1:{ports.seaweed_master_port}"
+        assigned = httpx.get(f"{master}/dir/assign", timeout=30).json()
+        volume = f"http://{assigned['url']}/{assigned['fid']}"
+        forged = httpx.post(volume, files={"file": ("forged", b"x")}, timeout=30)
+        assert forged.status_code == 401
+        body = s3.get_object(Bucket=endpoints.s3_bucket, Key=PROBE_KEY)["Body"].read()
+        assert body == b"signed"  # the S3 API, signed, still reads and writes
+    finally:
+        s3.delete_object(Bucket=endpoints.s3_bucket, Key=PROBE_KEY)

@@ -83,6 +83,7 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
         "AIRFLOW_ADMIN_PASSWORD": _token(12),
         "GRAFANA_ADMIN_PASSWORD": _token(12),
         "MODEL_SERVER_RELOAD_TOKEN": _token(32),
+        "SEAWEEDFS_JWT_KEY": _token(32),
     }
     if with_static_s3_keys:
         key_id, secret_key = _token(10), _token(20)

@@ -46,6 +46,9 @@ class Credentials(BaseModel):
     # Basic-auth password of the Pushgateway (user PUSHGATEWAY_USER): the monitoring job pushes
     # with it and Prometheus scrapes with it.
     pushgateway_password: SecretStr
+    # SeaweedFS' JWT signing key: with it, the filer's and volume servers' own HTTP ports refuse
+    # unsigned reads and writes, so the bucket is reachable only through the S3 API.
+    seaweedfs_jwt_key: SecretStr
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -58,6 +61,7 @@ class Credentials(BaseModel):
             airflow_api_secret_key=SecretStr(secrets.token_urlsafe(32)),
             model_server_reload_token=SecretStr(secrets.token_urlsafe(32)),
             pushgateway_password=SecretStr(secrets.token_urlsafe(24)),
+            seaweedfs_jwt_key=SecretStr(secrets.token_urlsafe(32)),
         )
 
     @classmethod

@@ -108,7 +108,8 @@ class SeaweedFS(Component):
             f"-metricsPort={ports.seaweed_metrics_port}",
             "-volume.preStopSeconds=0",  # no cluster to drain: stop in seconds, not 10 more
         ]
-        return [Launch(self.name, argv, {}, health=(self.service(ctx).health,))]
+        env = seaweedfs_jwt_env(ctx.credentials.seaweedfs_jwt_key.get_secret_value())
+        return [Launch(self.name, argv, env, health=(self.service(ctx).health,))]
 
     def write_identities(self, ctx: RunContext) -> None:
         identities = ctx.paths.generated / "s3-identities.json"
@@ -138,6 +139,14 @@ class SeaweedFS(Component):
         master = ctx.url(ctx.config.ports.seaweed_master_port) + launch.health[0]
         master_healthy = http_ok(master)
         self.wait(ctx, lambda: master_healthy() or s3_answers(ctx), status, budget=None)
+
+
+def seaweedfs_jwt_env(key: str) -> dict[str, str]:
+    """security.toml's JWT keys as the environment variables weed reads (WEED_<SECTION>_<KEY>):
+    volume writes and reads, and filer HTTP writes and reads, all need a token signed with
+    ``key``; the S3 gateway gets its tokens from the master and the filer over gRPC."""
+    names = ("SIGNING_KEY", "SIGNING_READ_KEY", "FILER_SIGNING_KEY", "FILER_SIGNING_READ_KEY")
+    return {f"WEED_JWT_{name}": key for name in names}
 
 
 class MinIO(Component):
