@@ -68,7 +68,7 @@ def test_down_from_a_new_supervisor_leaves_no_process(tmp_path: Path) -> None:
     ]
     assert survivors == []
     assert not (tmp_path / "pids" / "family.json").exists()
-    assert "started" in log_tail(tmp_path / "family.log")
+    assert "started" in log_tail(tmp_path / "family.log").splitlines()  # output, not the header
 
 
 def test_process_ignoring_sigterm_is_killed_and_reported(tmp_path: Path) -> None:
@@ -77,9 +77,13 @@ def test_process_ignoring_sigterm_is_killed_and_reported(tmp_path: Path) -> None
     record = supervisor.start(
         "stubborn", "dummy", ["sh", "-c", stubborn], env=dict(os.environ), log=tmp_path / "s.log"
     )
+    # Wait for the line the shell prints once the trap is set. The log's first line is the
+    # supervisor's header, which quotes the command ("echo ready"): matching "ready" anywhere
+    # let SIGTERM land before the trap under load, and the shell then simply stopped.
     deadline = time.monotonic() + 10
-    while "ready" not in log_tail(tmp_path / "s.log") and time.monotonic() < deadline:
+    while "ready" not in log_tail(tmp_path / "s.log").splitlines() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert "ready" in log_tail(tmp_path / "s.log").splitlines(), "the shell never set its trap"
 
     report = supervisor.stop(record, grace=1)
 
