@@ -26,16 +26,21 @@ DEV_GROUPS = ("test", "airflow", "k8s", "load", "lint")
 # (measured: `import sklearn` 4.5 s -> 1.6 s, `import airflow` 4.5 s -> 2.4 s).
 
 
-def install(session: nox.Session, *, groups: tuple[str, ...], project: bool = True) -> None:
-    """Install the locked dependencies of ``groups`` (and the workspace packages) into the session."""
+def sync_command(groups: tuple[str, ...], *, project: bool = True) -> list[str]:
+    """`uv sync` of the locked ``groups`` (and the workspace packages unless not ``project``)."""
     args = ["uv", "sync", "--locked", "--no-default-groups", "--compile-bytecode"]
     # project=False: only the groups, not the workspace's own dependencies (e.g. checkov's group
     # conflicts with pins those pull in).
     args += [f"--group={group}" if project else f"--only-group={group}" for group in groups]
     if not project:
-        args.append("--no-install-project")
-        args.append("--no-install-workspace")
-    session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})
+        args += ["--no-install-project", "--no-install-workspace"]
+    return args
+
+
+def install(session: nox.Session, *, groups: tuple[str, ...], project: bool = True) -> None:
+    """Install the locked dependencies of ``groups`` (and the workspace packages) into the session."""
+    command = sync_command(groups, project=project)
+    session.run_install(*command, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})
 
 
 def dev_venv(session: nox.Session) -> Path:
@@ -44,9 +49,7 @@ def dev_venv(session: nox.Session) -> Path:
     if python not in PYTHONS:
         session.error(f"Python {python} is not supported here; use one of {', '.join(PYTHONS)}.")
     location = Path(".nox", f"dev-{python}").resolve()
-    groups = [f"--group={group}" for group in DEV_GROUPS]
-    sync = ["uv", "sync", "--locked", "--no-default-groups", "--compile-bytecode"]
-    sync += ["--python", interpreter(session, python), *groups]
+    sync = [*sync_command(DEV_GROUPS), "--python", interpreter(session, python)]
     env = {"UV_PROJECT_ENVIRONMENT": str(location), "UV_PYTHON_DOWNLOADS": "never"}
     session.run_install(*sync, env=env, external=True)
     session.env["VIRTUAL_ENV"] = str(location)  # subprocesses of the tests find the venv's tools

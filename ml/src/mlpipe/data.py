@@ -645,7 +645,11 @@ def ingest_raw(settings: Settings, batch: str, storage: Storage | None = None) -
     """``landing/<batch>`` -> ``raw/<batch>``, written once: a re-run with the same bytes is a
     no-op; other bytes under an ingested name raise ``BatchConflictError`` and change nothing
     (raw, validated rows and reports stay as they were; the new upload stays in landing/)."""
-    storage = storage or Storage.from_settings(settings)
+    return _ingest_raw(settings, batch, storage or Storage.from_settings(settings))[0]
+
+
+def _ingest_raw(settings: Settings, batch: str, storage: Storage) -> tuple[str, bytes]:
+    """`ingest_raw`, also returning the raw bytes (so the caller need not download them again)."""
     landing = settings.s3_uri(settings.s3_prefix_landing, batch)
     raw = settings.s3_uri(settings.s3_prefix_raw, batch)
     data = storage.read_bytes(landing)
@@ -660,9 +664,9 @@ def ingest_raw(settings: Settings, batch: str, storage: Storage | None = None) -
                 f"(e.g. {unused_batch_name(settings, storage)}); to go on with the earlier data, "
                 f"put its bytes back in {landing}."
             )
-        return raw
+        return raw, data
     storage.write_bytes(raw, data)
-    return raw
+    return raw, data
 
 
 def _unusable_batch(data: bytes, batch: str, error: MissingColumnsError) -> CleaningResult:
@@ -708,8 +712,7 @@ def ingest_next_batch(
             )
     batch = uri_name(batch)
     stem = batch_stem(batch)
-    raw = ingest_raw(settings, batch, storage)
-    data = storage.read_bytes(raw)
+    raw, data = _ingest_raw(settings, batch, storage)
     validated = validated_uri(settings, batch)
     quarantine = settings.s3_uri(settings.s3_prefix_quarantine, f"{stem}.csv")
     report_uri = settings.s3_uri(settings.s3_prefix_quarantine, f"{stem}.report.json")

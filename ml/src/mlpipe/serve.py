@@ -419,8 +419,13 @@ PREDICT_HINT: Final = (
 )
 
 
+def _problem(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A `Problem` answer: the status and one sentence saying what to do."""
+    return JSONResponse(status_code=status, content={"detail": message}, headers=headers)
+
+
 def _unavailable(message: str) -> JSONResponse:
-    return JSONResponse(status_code=503, content={"detail": message})
+    return _problem(503, message)
 
 
 def _reload_refusal(
@@ -429,14 +434,12 @@ def _reload_refusal(
     """None when the request carries the reload token; else the 401/403 answer saying why."""
     if settings.reload_token is None:
         message = f"POST /reload is disabled: the server has no {RELOAD_TOKEN_ENV} configured"
-        return JSONResponse(status_code=403, content={"detail": message})
+        return _problem(403, message)
     expected = settings.reload_token.get_secret_value().encode()
     given = (credentials.credentials if credentials is not None else "").encode()
     if not hmac.compare_digest(given, expected):
         message = f"POST /reload needs the header 'Authorization: Bearer <{RELOAD_TOKEN_ENV}>'"
-        return JSONResponse(
-            status_code=401, content={"detail": message}, headers={"WWW-Authenticate": "Bearer"}
-        )
+        return _problem(401, message, {"WWW-Authenticate": "Bearer"})
     return None
 
 
@@ -445,7 +448,7 @@ def _too_large(limit: int) -> JSONResponse:
         f"request body over {limit} bytes ({MAX_BODY_ENV}); send at most {MAX_BATCH_ROWS} "
         "instances per request"
     )
-    return JSONResponse(status_code=413, content={"detail": message})
+    return _problem(413, message)
 
 
 async def _body_within(request: Request, limit: int) -> bytes | None:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from stackcontract.private import write_private
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -42,18 +44,12 @@ class Endpoints(BaseModel):
     grafana_url: str | None = None
 
     def dump(self, path: Path) -> None:
-        """Write the endpoints, secrets included, to a file only the owner can read."""
-        data = self.model_dump(mode="json")
-        data["s3_secret_key"] = self.s3_secret_key.get_secret_value()
-        data["airflow_password"] = self.airflow_password.get_secret_value()
-        if self.pushgateway_password is not None:
-            data["pushgateway_password"] = self.pushgateway_password.get_secret_value()
-        if self.model_server_reload_token is not None:
-            token = self.model_server_reload_token.get_secret_value()
-            data["model_server_reload_token"] = token
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        path.chmod(0o600)
+        """Write the endpoints, every secret in clear, to a file only the owner can read."""
+        data = {
+            name: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for name, value in self.model_dump().items()
+        }
+        write_private(path, json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Endpoints:

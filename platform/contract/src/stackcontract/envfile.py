@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from stackcontract.errors import ConfigError
+from stackcontract.private import write_private
 
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 QUOTES = ("'", '"')
@@ -85,6 +86,7 @@ def format_env(values: Mapping[str, str]) -> str:
 
 def write_env_file(path: Path, values: Mapping[str, str], *, private: bool = True) -> None:
     """Write `values` as an env file (owner-only when `private`: such files hold secrets)."""
-    path.write_text(format_env(values), encoding="utf-8")
     if private:
-        path.chmod(0o600)
+        write_private(path, format_env(values))
+    else:
+        path.write_text(format_env(values), encoding="utf-8")

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from stackcontract.envfile import write_env_file
 from stackctl.eks.cluster import ClusterSpec
 from stackctl.k8s import manifests
 
@@ -126,7 +127,5 @@ def prepared_overlay(repo_root: Path, overlay: Path, inputs: DeployInputs, workd
     shutil.copytree(source, copy, ignore=_COPY_IGNORE)
     copied_overlay = copy / overlay.relative_to(source)
     for name, values in inputs.files.items():
-        path = copied_overlay / name
-        path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
-        path.chmod(0o600)
+        write_env_file(copied_overlay / name, values)
     return copied_overlay

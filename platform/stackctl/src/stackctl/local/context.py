@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from stackcontract.private import write_private
 from stackcontract.services import Services, load_repo_services
 from stackcontract.settings import StackConfig
 from stackctl.backend import options_from_choices
@@ -75,9 +76,7 @@ class Credentials(BaseModel):
         }
         data = fresh | kept
         if data != kept:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(data, indent=2) + "\n")
-            path.chmod(0o600)
+            write_private(path, json.dumps(data, indent=2) + "\n")
         return cls.model_validate(data)
 
 

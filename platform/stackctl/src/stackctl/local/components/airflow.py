@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stackcontract.airflow_api import AirflowClient
+from stackcontract.private import write_private
 from stackctl.local.components.base import VENV_BIN, Component, Launch, Status
 from stackctl.local.components.monitoring import PUSHGATEWAY_USER
 from stackctl.local.context import AIRFLOW_USERNAME, HOST, RunContext, which
@@ -30,9 +31,11 @@ MIGRATE = "airflow-db-migrate"
 HEALTHY_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 
 
-def http_connection(url_port: int, password: str | None = None) -> str:
-    fields = {"conn_type": "http", "host": HOST, "port": url_port, "schema": "http"}
-    return json.dumps(fields | ({"password": password} if password else {}))
+def http_connection(url_port: int, *, login: str | None = None, password: str | None = None) -> str:
+    fields: dict[str, str | int] = {"conn_type": "http", "host": HOST, "port": url_port}
+    fields["schema"] = "http"
+    credentials = {"login": login, "password": password}
+    return json.dumps(fields | {key: value for key, value in credentials.items() if value})
 
 
 def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
@@ -64,14 +67,16 @@ def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
         # The password is the model server's reload token (the notify task's bearer token).
         "AIRFLOW_CONN_MLOPS_MODEL_SERVER": http_connection(
             ports.model_server_port,
-            ctx.credentials.model_server_reload_token.get_secret_value(),
+            password=ctx.credentials.model_server_reload_token.get_secret_value(),
         ),
     }
     if pushgateway:
-        password = ctx.credentials.pushgateway_password.get_secret_value()
-        connection = json.loads(http_connection(ports.pushgateway_port, password))
-        connection["login"] = PUSHGATEWAY_USER  # the monitoring job pushes with basic auth
-        env["AIRFLOW_CONN_MLOPS_PUSHGATEWAY"] = json.dumps(connection)
+        # The monitoring job pushes with basic auth.
+        env["AIRFLOW_CONN_MLOPS_PUSHGATEWAY"] = http_connection(
+            ports.pushgateway_port,
+            login=PUSHGATEWAY_USER,
+            password=ctx.credentials.pushgateway_password.get_secret_value(),
+        )
     for key, value in ctx.config.settings.items():
         env[f"AIRFLOW_VAR_{key}"] = value
     # Tasks run in this venv: give mlpipe its settings too (same values as the connections).
@@ -85,12 +90,8 @@ def passwords_file(ctx: RunContext) -> Path:
 
 def write_passwords_file(ctx: RunContext) -> None:
     """The simple auth manager keeps passwords it finds; so the admin gets the generated one."""
-    path = passwords_file(ctx)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({AIRFLOW_USERNAME: ctx.credentials.airflow_password.get_secret_value()})
-    )
-    path.chmod(0o600)
+    password = ctx.credentials.airflow_password.get_secret_value()
+    write_private(passwords_file(ctx), json.dumps({AIRFLOW_USERNAME: password}))
 
 
 def client(ctx: RunContext) -> AirflowClient:

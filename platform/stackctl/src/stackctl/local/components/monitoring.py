@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from stackcontract.private import write_private
 from stackctl.local.components.base import Component, Launch, Status
 from stackctl.local.context import HOST, RunContext, S3Flavor, which
 from stackctl.local.ports import PortClaim
@@ -108,14 +109,6 @@ def valid_rule_files(candidates: list[Path], status: Status) -> list[Path]:
 
 def _target(port: int) -> str:
     return f"{HOST}:{port}"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only the owner can read (it holds a credential or its hash)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
 
 
 class Pushgateway(Component):

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from stackcontract import s3 as contract_s3
+from stackcontract.private import write_private
 from stackctl.local.components.base import VENV_BIN, Component, Launch, Status, base_env
 from stackctl.local.context import HOST, RunContext, which
 from stackctl.local.ports import PortClaim
@@ -112,17 +113,10 @@ class SeaweedFS(Component):
         return [Launch(self.name, argv, env, health=(self.service(ctx).health,))]
 
     def write_identities(self, ctx: RunContext) -> None:
-        identities = ctx.paths.generated / "s3-identities.json"
-        identities.write_text(
-            json.dumps(
-                seaweedfs_identities(
-                    ctx.credentials.s3_access_key,
-                    ctx.credentials.s3_secret_key.get_secret_value(),
-                ),
-                indent=2,
-            )
+        identities = seaweedfs_identities(
+            ctx.credentials.s3_access_key, ctx.credentials.s3_secret_key.get_secret_value()
         )
-        identities.chmod(0o600)
+        write_private(ctx.paths.generated / "s3-identities.json", json.dumps(identities, indent=2))
 
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         if which("weed", VENV_BIN) is None:
