@@ -32,6 +32,10 @@ if ! command -v uv >/dev/null || [ "$(uv --version | cut -d' ' -f2)" != "$UV_VER
   "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" "nox==$NOX_VERSION"
 fi
 
+# A Docker engine for the compose and kind backends: started when none answers (root on
+# Debian/Ubuntu), otherwise the user's own; `platform/docker-engine.sh stop` stops one it started.
+"$(dirname "$0")/docker-engine.sh" start
+
 [ "$#" -gt 0 ] || { say "usage: platform/bootstrap.sh COMMAND [ARGS...]"; exit 2; }
 cd "$(dirname "$0")/.."
 exec "$@"
