@@ -72,17 +72,21 @@ def test_project_images_are_built_pushed_and_pinned() -> None:
     assert [c["repositoryName"] for c in ecr.created] == ["airflow-on-k8s/model-server"]
     assert ecr.created[0]["imageTagMutability"] == "IMMUTABLE"
     first = buildx.commands[0]
-    assert first[:7] == [
+    assert first[:9] == [
         "docker",
         "buildx",
         "build",
         "--platform",
         "linux/amd64",
         "--push",
+        "--target",
+        "airflow",
         "--tag",
     ]
-    assert first[7] == f"{REGISTRY}/airflow-on-k8s/airflow:v1.2.0"
+    assert first[9] == f"{REGISTRY}/airflow-on-k8s/airflow:v1.2.0"
+    assert first[first.index("--file") + 1] == str(REPO / "platform/images/Dockerfile")
     assert first[-1] == str(REPO), "the repository root is the build context"
+    assert buildx.commands[1][7] == "model-server"
 
 
 @pytest.mark.parametrize("tag", ["", "-v1", "v1 2", "v1;rm", "x" * 129])

@@ -67,15 +67,19 @@ def stages(text: str) -> list[Stage]:
     return found
 
 
-def check_dockerfile(text: str, label: str) -> list[str]:
-    """Violations of ``text`` (a Dockerfile), each starting with ``label``."""
+def check_dockerfile(
+    text: str, label: str, *, targets: tuple[str, ...] = (), local_bases: tuple[str, ...] = ()
+) -> list[str]:
+    """Violations of ``text`` (a Dockerfile), each starting with ``label``. ``targets`` are the
+    stages built as images (default: the last one); ``local_bases`` images built on this
+    machine (stand-ins), which have no registry digest to pin."""
     found = stages(text)
     if not found:
         return [f"{label}: no FROM"]
     stage_names = {s.name for s in found if s.name}
     problems = []
     for stage in found:
-        if stage.image in stage_names:
+        if stage.image in stage_names or stage.image in local_bases:
             continue
         if ":latest" in stage.image or ":" not in stage.image.split("@")[0].rsplit("/", 1)[-1]:
             problems.append(f"{label}:{stage.line}: FROM {stage.image} uses `latest` or no tag")
@@ -97,14 +101,32 @@ def check_dockerfile(text: str, label: str) -> list[str]:
             and not PINNED.match(source)
         ):
             problems.append(f"{label}:{instruction.line}: COPY --from={source} is not pinned")
-    final = found[-1]
-    if not final.users:
-        problems.append(
-            f"{label}: the final stage sets no USER (it would run as the base image's user)"
-        )
-    elif final.users[-1].lower() in ROOT_USERS:
-        problems.append(f"{label}: the final stage runs as {final.users[-1]}")
+    by_name = {s.name: s for s in found if s.name}
+    finals = [by_name[t] for t in targets if t in by_name] if targets else [found[-1]]
+    problems += [f"{label}: no stage {t}" for t in targets if t not in by_name]
+    for final in finals:
+        which = f"stage {final.name}" if targets else "the final stage"
+        if not final.users:
+            problems.append(
+                f"{label}: {which} sets no USER (it would run as the base image's user)"
+            )
+        elif final.users[-1].lower() in ROOT_USERS:
+            problems.append(f"{label}: {which} runs as {final.users[-1]}")
     return problems
+
+
+def stage_instructions(text: str, name: str) -> list[Instruction]:
+    """The instructions of stage ``name`` (from its FROM to the next FROM)."""
+    result: list[Instruction] = []
+    inside = False
+    for instruction in instructions(text):
+        if instruction.keyword == "FROM":
+            words = instruction.arguments.split()
+            inside = len(words) >= 3 and words[1].upper() == "AS" and words[2] == name
+            continue
+        if inside:
+            result.append(instruction)
+    return result
 
 
 def copy_sources(text: str) -> list[str]:

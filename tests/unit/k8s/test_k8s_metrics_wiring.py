@@ -114,15 +114,6 @@ def test_statsd_prefix_matches_the_mapping(rendered: dict[str, Objects]) -> None
     assert not wrong, f"mappings not under the statsd prefix {prefix!r}: {wrong}"
 
 
-def test_the_airflow_image_checks_it_has_the_statsd_client() -> None:
-    # Airflow's StatsD logger needs the `statsd` package; the image gets it from the official
-    # base image (extra `statsd`), and its build fails if that ever stops being true.
-    dockerfile = (REPO / "platform" / "images" / "airflow" / "Dockerfile").read_text()
-    imports = re.search(r'python -c "import ([^"]+)"', dockerfile)
-    assert imports, 'the Airflow Dockerfile has no `python -c "import ..."` build check'
-    assert "statsd" in {name.strip() for name in imports.group(1).split(",")}
-
-
 def prometheus_config(objects: Objects) -> dict[str, Any]:
     text = find(objects, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
     config: dict[str, Any] = yaml.safe_load(text)

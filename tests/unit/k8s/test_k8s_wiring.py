@@ -322,9 +322,7 @@ def test_eks_uses_irsa_not_static_keys(rendered: dict[str, Objects]) -> None:
 
 
 def test_seed_job_reads_the_batches_the_airflow_image_carries(rendered: dict[str, Objects]) -> None:
-    dockerfile = (REPO / "platform" / "images" / "airflow" / "Dockerfile").read_text(
-        encoding="utf-8"
-    )
+    dockerfile = (REPO / "platform" / "images" / "Dockerfile").read_text(encoding="utf-8")
     command = find(rendered["kind"], "Job", "s3-seed-landing")["spec"]["template"]["spec"][
         "containers"
     ][0]["command"]

@@ -79,7 +79,7 @@ def repo(tmp_path: Path) -> Path:
         yaml.safe_dump({"env": [{"valueFrom": {"secretKeyRef": {"name": "stack-secrets", "key": "AWS_ACCESS_KEY_ID"}}}]})
     )  # fmt: skip
     (root / "platform/images").mkdir(parents=True)
-    (root / "platform/images/mlflow.Dockerfile").write_text("FROM scratch\n")
+    (root / "platform/images/Dockerfile").write_text("FROM scratch\n")
     return root
 
 

@@ -45,28 +45,29 @@ def test_images_in_manifests_covers_every_workload_and_init_containers() -> None
     assert images.digest_of("postgres:17") is None
 
 
-def test_dockerfile_lookup_accepts_both_layouts(tmp_path: Path) -> None:
-    (tmp_path / "platform/images/model-server").mkdir(parents=True)
-    (tmp_path / "platform/images/model-server/Dockerfile").write_text("FROM scratch\n")
-    (tmp_path / "platform/images/mlflow.Dockerfile").write_text("FROM scratch\n")
-    assert images.dockerfile_for(tmp_path, "airflow-on-k8s/mlflow:dev").name == "mlflow.Dockerfile"
-    assert images.dockerfile_for(tmp_path, "airflow-on-k8s/model-server:dev").parent.name == (
-        "model-server"
-    )
-    with pytest.raises(images.ImageError, match=r"airflow\.Dockerfile nor platform/images/airflow"):
+def test_every_project_image_is_a_target_of_the_one_dockerfile(tmp_path: Path) -> None:
+    with pytest.raises(images.ImageError, match=r"platform/images/Dockerfile does not exist"):
         images.dockerfile_for(tmp_path, "airflow-on-k8s/airflow:dev")
+    (tmp_path / "platform/images").mkdir(parents=True)
+    (tmp_path / "platform/images/Dockerfile").write_text("FROM scratch\n")
+    for name in ("airflow", "mlflow", "model-server"):
+        path = images.dockerfile_for(tmp_path, f"airflow-on-k8s/{name}:dev")
+        assert path == tmp_path / "platform/images/Dockerfile"
+    with pytest.raises(images.ImageError, match=r"no target 'grafana'"):
+        images.dockerfile_for(tmp_path, "airflow-on-k8s/grafana:dev")
 
 
 def test_project_images_are_built_for_amd64_and_saved_with_their_name(tmp_path: Path) -> None:
     (tmp_path / "platform/images").mkdir(parents=True)
-    (tmp_path / "platform/images/mlflow.Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "platform/images/Dockerfile").write_text("FROM scratch\n")
     docker = FakeDocker()
     store = images.ImageStore(docker, tmp_path, tmp_path / "cache")
     (prepared,) = images.prepare_images(store, ["airflow-on-k8s/mlflow:dev"], tmp_path / "build")
     (build,) = docker.images.built
     assert build["platform"] == "linux/amd64"
     assert build["path"] == str(tmp_path)
-    assert build["dockerfile"] == "platform/images/mlflow.Dockerfile"
+    assert build["dockerfile"] == "platform/images/Dockerfile"
+    assert build["target"] == "mlflow"
     assert build["tag"] == "airflow-on-k8s/mlflow:dev"
     assert prepared.built
     assert prepared.archive == tmp_path / "build/mlflow_dev.tar"

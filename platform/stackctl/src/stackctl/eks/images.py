@@ -1,7 +1,7 @@
 """Build the project's images, push them to ECR tagged with the release, and record their digests.
 
 The images are the project images the eks overlay uses (`airflow-on-k8s/<name>:<tag>`), built
-from the same Dockerfiles as for kind (stackctl.k8s.images), with `docker buildx build --push`
+from the targets of platform/images/Dockerfile, as for kind and Compose (stackctl.images), with `docker buildx build --push`
 for linux/amd64. The ECR repository is named like the image (`airflow-on-k8s/<name>`) and is
 created on first use with immutable tags and scan-on-push. The digest comes from buildx's metadata
 file, so the deploy pins exactly what was pushed.
@@ -17,6 +17,7 @@ from typing import Any
 
 from stackctl.eks.digests import ImageDigests
 from stackctl.eks.render import image_name
+from stackctl.images.references import target_of
 from stackctl.k8s.commands import Runner
 from stackctl.k8s.images import PLATFORM, dockerfile_for, images_in_manifests, is_project_image
 
@@ -45,8 +46,15 @@ def project_image_names(objects: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def build_command(
-    docker: str, *, repo_root: Path, dockerfile: Path, target: str, metadata_file: Path
+    docker: str,
+    *,
+    repo_root: Path,
+    dockerfile: Path,
+    stage: str,
+    target: str,
+    metadata_file: Path,
 ) -> list[str]:
+    """`docker buildx build --push` of Dockerfile `stage` (the image's target) as `target`."""
     return [
         docker,
         "buildx",
@@ -54,6 +62,8 @@ def build_command(
         "--platform",
         PLATFORM,
         "--push",
+        "--target",
+        stage,
         "--tag",
         target,
         "--metadata-file",
@@ -110,6 +120,7 @@ def push_images(
                     docker,
                     repo_root=repo_root,
                     dockerfile=dockerfile_for(repo_root, name),
+                    stage=target_of(name),
                     target=f"{repository}:{tag}",
                     metadata_file=metadata,
                 ),

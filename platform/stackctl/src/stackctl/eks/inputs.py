@@ -37,7 +37,7 @@ SECRET_PREFIX = "stack-secrets"
 DAGS_GIT_REPO_ENV = "DAGS_GIT_REPO"
 INGRESS_HOST_ENV = "EKS_INGRESS_HOST"
 # What is copied to render: everything the overlays reference, not the Python packages or images.
-_COPY_IGNORE = shutil.ignore_patterns("secrets.env", "eks.env", "__pycache__", "stackctl", "images")
+_COPY_IGNORE = shutil.ignore_patterns("secrets.env", "eks.env", "__pycache__", "stackctl", "*.pem")
 
 
 class InputsError(RuntimeError):

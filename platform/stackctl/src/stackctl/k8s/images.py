@@ -2,8 +2,8 @@
 into the nodes with `kind load image-archive`.
 
 - Project images are the `airflow-on-k8s/<name>:<tag>` references of the rendered overlay; each is
-  built from platform/images/<name>.Dockerfile (or platform/images/<name>/Dockerfile) with the
-  docker SDK, for linux/amd64 only, with the repository root as build context.
+  the target `<name>` of platform/images/Dockerfile, built with the docker SDK for linux/amd64
+  only, with the repository root as build context.
 - Third-party images are pulled once (linux/amd64) and saved to a cache of archives named by
   digest (`~/.cache/airflow-on-k8s/kind-images/sha256-<hex>.tar`); a later run loads the archive
   without touching the registry.
@@ -23,9 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_REPOSITORY = "airflow-on-k8s/"
+from stackctl.images.references import (
+    DOCKERFILE,
+    PROJECT_REPOSITORY,
+    ImageReferenceError,
+    target_of,
+)
+
 PLATFORM = "linux/amd64"
-IMAGES_DIR = Path("platform/images")
 _WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet", "Pod"}
 _DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
@@ -69,19 +74,15 @@ def digest_of(reference: str) -> str | None:
 
 
 def dockerfile_for(repo_root: Path, reference: str) -> Path:
-    """platform/images/<name>.Dockerfile or platform/images/<name>/Dockerfile for a project image."""
-    name = reference.removeprefix(PROJECT_REPOSITORY).split(":", 1)[0].split("@", 1)[0]
-    candidates = [
-        repo_root / IMAGES_DIR / f"{name}.Dockerfile",
-        repo_root / IMAGES_DIR / name / "Dockerfile",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ImageError(
-        f"The overlay uses {reference} but neither "
-        f"{' nor '.join(str(p.relative_to(repo_root)) for p in candidates)} exists."
-    )
+    """platform/images/Dockerfile, whose target `<name>` builds project image `reference`."""
+    try:
+        target_of(reference)
+    except ImageReferenceError as error:
+        raise ImageError(f"The overlay uses {reference}: {error}") from None
+    path = repo_root / DOCKERFILE
+    if not path.is_file():
+        raise ImageError(f"The overlay uses {reference} but {DOCKERFILE} does not exist.")
+    return path
 
 
 def cache_archive_path(cache_dir: Path, digest: str) -> Path:
@@ -113,6 +114,7 @@ class ImageStore:
             image, _logs = self.client.images.build(
                 path=str(self.repo_root),
                 dockerfile=str(dockerfile.relative_to(self.repo_root)),
+                target=target_of(reference),
                 tag=reference,
                 platform=PLATFORM,
                 rm=True,

@@ -37,8 +37,8 @@ from stackcontract.repo import find_repo_root
 
 K8S_DIR = Path("platform") / "k8s"
 # What an overlay may reference: the manifests, the shared config and the observability ConfigMaps.
-RENDER_INPUTS = ("k8s", "config", "observability")
-DEPLOY_TIME_FILES = ("secrets.env", "eks.env")
+RENDER_INPUTS = ("k8s", "config", "observability", "images")
+DEPLOY_TIME_FILES = ("secrets.env", "eks.env", "*.pem")
 # Example values for offline rendering of the eks overlay (the real ones come from the EKS tooling).
 EKS_SAMPLE_SETTINGS = {
     # one role per IRSA ServiceAccount (airflow, mlflow), as in platform/eks/cluster.yaml
@@ -71,7 +71,7 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
     """Fresh random credentials for every key the manifests read from Secret ``stack-secrets``."""
     k8s = _root(root) / K8S_DIR
     region = read_env_file(k8s.parent / "config" / "stack.env")["S3_REGION"]
-    addresses = read_env_file(k8s / "base" / "stack-config" / "endpoints.env")
+    addresses = read_env_file(k8s.parent / "config" / "endpoints.env")
     endpoint = addresses["S3_ENDPOINT_URL"]
     values = {
         "POSTGRES_PASSWORD": _token(),
@@ -173,6 +173,7 @@ def _variant_wrapper(copy: Path, base: Path) -> Path:
         "kind": "Kustomization",
         "namespace": namespace["metadata"]["name"],
         "resources": [f"../k8s/{base.as_posix()}"],
+        "components": ["../images"],  # third-party images pinned as in every overlay
     }
     (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
     return wrapper
