@@ -1,14 +1,15 @@
 """Integration tier: a real stack on a backend, reached only through its `Endpoints`.
 
     pytest tests/integration -m integration                       # local backend, started here
+    pytest tests/integration -m integration --backend compose
     pytest tests/integration -m integration --backend kind
     pytest tests/integration -m integration --stack-endpoints .stack/local/endpoints.json
 
 The stack is started LAZILY, by the first test that asks for `endpoints` (tests/integration/
 dags_test/ never does, so it runs without one), and torn down at session end unless
 `--keep-stack` or `--stack-endpoints` (a stack someone else runs is never started or stopped).
-The local backend started here gets its own state folder and free ports, so it never collides
-with a developer's `stackctl up` stack.
+The local and compose backends started here get their own state folder (a Compose project of
+their own) and free ports, so they never collide with a developer's `stackctl up` stack.
 
 The ml_training runs are session fixtures chained in a fixed order, so any selection of tests
 sees the same story: the first champion (default parameters), a deliberately weak model
@@ -47,7 +48,9 @@ from stackctl.k8s.preflight import PreflightError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_ROOT = REPO_ROOT / ".stack" / "integration"
-BACKENDS = ("local", "kind", "eks")
+BACKENDS = ("local", "compose", "kind", "eks")
+# backends whose stack runs on this machine: free host ports, a clean start, no first training
+ON_THIS_MACHINE = ("local", "compose")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,9 +86,9 @@ def free_port() -> int:
 
 
 def make_backend(name: str, state_dir: Path) -> Backend:
-    """The backend `name`, loaded the one way (entry point `stackctl.backends`). The local one
-    runs on free ports with a private state folder (`.stack/local` is the developer's own stack)
-    and without `up`'s training: the tests trigger every training run themselves."""
+    """The backend `name`, loaded the one way (entry point `stackctl.backends`). The local and
+    compose ones run on free ports with a private state folder (`.stack/<backend>` is the
+    developer's own stack) and without `up`'s training: the tests trigger every training run."""
     from rich.console import Console
 
     from stackcontract.settings import Ports, load_config
@@ -93,7 +96,7 @@ def make_backend(name: str, state_dir: Path) -> Backend:
 
     environ = dict(os.environ)
     options: dict[str, Any] = {}
-    if name == "local":
+    if name in ON_THIS_MACHINE:
         environ |= {
             Ports.override_variable(field): str(free_port()) for field in Ports.model_fields
         }
@@ -149,7 +152,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
 
     state_dir = STATE_ROOT / backend_name
     backend = make_backend(backend_name, state_dir)
-    if backend_name == "local":
+    if backend_name in ON_THIS_MACHINE:
         backend.down(purge=True)  # leftovers of an interrupted session: start clean
     started = time.monotonic()
     try:

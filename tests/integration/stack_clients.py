@@ -56,6 +56,10 @@ def mlflow_environment(endpoints: Endpoints) -> dict[str, str]:
         "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
         "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+        # Artifacts through the tracking server, not presigned S3 URLs: those name the object
+        # store by its in-network address (http://s3:8333 on Compose and Kubernetes), which a
+        # client on the host cannot resolve.
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
     }
 
 

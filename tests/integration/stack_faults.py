@@ -1,5 +1,5 @@
-"""Fault injection on the local backend: SIGKILL one service's processes (found through the
-backend's pid records) and bring it back up through the backend's own component."""
+"""Fault injection: SIGKILL one service (the local backend's processes, found through its pid
+records; the compose backend's containers) and bring it back up the way the backend's `up` does."""
 
 from __future__ import annotations
 
@@ -49,4 +49,18 @@ class LocalFaults:
 
     def restart(self, component: str) -> float:
         """Start `component` again the way `up` does and wait until it is ready; seconds taken."""
+        return float(self.backend.restart(component))
+
+
+class ComposeFaults:
+    """Kill and restart services of a running `stackctl.compose.ComposeBackend`."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def kill(self, component: str) -> list[str]:
+        """SIGKILL the containers of `component`; their names."""
+        return list(self.backend.kill(component))
+
+    def restart(self, component: str) -> float:
         return float(self.backend.restart(component))

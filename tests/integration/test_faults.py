@@ -1,4 +1,4 @@
-"""Fault injection (local backend): a service dies mid-run and comes back; ml_training still
+"""Fault injection (local and compose backends): a service dies mid-run and comes back; ml_training still
 succeeds through its retries, with nothing duplicated and nothing lost."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from stack_clients import AirflowClient, listing
-from stack_faults import LocalFaults
+from stack_faults import ComposeFaults, LocalFaults
 from stack_training import (
     CHAMPION,
     RUN_TIMEOUT_SECONDS,
@@ -29,8 +29,11 @@ OUTAGE_SECONDS = 3.0  # long enough for the running task to hit the dead service
 
 
 @pytest.fixture(scope="session")
-def local_faults(stack: Any) -> LocalFaults:
-    """Skips (before any training is triggered) unless this session runs a local stack."""
+def faults(stack: Any) -> LocalFaults | ComposeFaults:
+    """Skips (before any training is triggered) unless this session started a local or compose
+    stack itself."""
+    if stack.backend_name == "compose" and stack.backend is not None:
+        return ComposeFaults(stack.backend)
     return LocalFaults(stack.local())
 
 
@@ -58,7 +61,7 @@ FAULTS = (("s3", "validate"), ("mlflow", "train"))
 
 
 def test_training_survives_killed_services(
-    local_faults: LocalFaults,
+    faults: LocalFaults | ComposeFaults,
     first_training: TrainingRun,
     airflow: AirflowClient,
     s3: Any,
@@ -76,12 +79,12 @@ def test_training_survives_killed_services(
     run_id = airflow.trigger(TRAINING_DAG, {"model_params": WEAK_PARAMS})
     for component, during_task in FAULTS:
         wait_until_running(airflow, run_id, during_task, timeout=RUN_TIMEOUT_SECONDS)
-        killed = local_faults.kill(component)
+        killed = faults.kill(component)
         time.sleep(OUTAGE_SECONDS)
-        restart_seconds = local_faults.restart(component)
+        restart_seconds = faults.restart(component)
         say(
             request.config,
-            f"killed {component} (pids {killed}) during {during_task}; "
+            f"killed {component} ({killed}) during {during_task}; "
             f"restarted in {restart_seconds:.0f}s",
         )
     run = airflow.wait_for_run(TRAINING_DAG, run_id, timeout=RUN_TIMEOUT_SECONDS)

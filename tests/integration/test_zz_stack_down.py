@@ -58,3 +58,34 @@ def test_stack_down_leaves_no_process_behind(stack: Any) -> None:
     assert not instance_processes(instances), "descendants of the stack survived down"
     assert not [url for url in listening if port_open(url)], "ports still bound after down"
     assert not local.supervisor().records(), "pid files left behind"
+
+
+def test_compose_down_purge_leaves_no_container_network_or_volume(stack: Any) -> None:
+    if stack.backend_name != "compose" or stack.backend is None:
+        pytest.skip(
+            f"needs a compose stack started by this session (this run: {stack.backend_name})"
+        )
+    import docker
+
+    client = docker.from_env()
+    backend = stack.backend
+    owned = {"label": f"com.docker.compose.project={backend.project}"}
+    assert client.containers.list(all=True, filters=owned), "no container before down"
+    assert client.volumes.list(filters=owned), "no volume before down"
+    endpoints = stack.endpoints
+    urls = [
+        endpoints.s3_url,
+        endpoints.mlflow_url,
+        endpoints.airflow_url,
+        endpoints.model_server_url,
+    ]
+    assert all(port_open(url) for url in urls), "not every published port answered before down"
+
+    backend.down(purge=True)  # what `stackctl down --backend compose --purge` runs
+    stack.stopped = True
+
+    assert client.containers.list(all=True, filters=owned) == []
+    assert client.networks.list(filters=owned) == []
+    assert client.volumes.list(filters=owned) == []
+    assert not [url for url in urls if port_open(url)], "ports still published after down"
+    assert not backend.state_dir.exists(), "state (credentials) left behind by --purge"

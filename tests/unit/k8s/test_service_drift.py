@@ -1,7 +1,8 @@
 """Every backend runs each service as platform/config/services.toml declares it.
 
-The local backend's processes (computed, not started) and the containers of the rendered kind
-and eks overlays are compared with the declaration; any difference that the declaration does not
+The local backend's processes (computed, not started), the containers of the rendered kind
+and eks overlays and the services of the Compose file (as `docker compose config` resolves it)
+are compared with the declaration; any difference that the declaration does not
 list under `per_backend` fails, naming backend, service and key."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from k8s_helpers import find
 from stackcontract.envfile import parse_env_file
 from stackcontract.services import Effective, Services, drift, load_repo_services
 from stackcontract.settings import load_config
+from stackctl.compose import ComposeBackend
+from stackctl.compose.effective import effective_settings as compose_settings
 from stackctl.k8s.effective import effective_settings
 from stackctl.local import LocalBackend
 
@@ -50,10 +53,22 @@ def local_effective(tmp_path: Path) -> dict[str, list[Effective]]:
     return LocalBackend(config, state_dir=tmp_path).effective_settings()
 
 
+@pytest.fixture(scope="module")
+def compose_rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`docker compose config` of platform/compose/compose.yaml, with throwaway credentials."""
+    config = load_config({"STACK_REPO_ROOT": str(REPO)})
+    backend = ComposeBackend(config, state_dir=tmp_path_factory.mktemp("compose"))
+    return backend.rendered_config()
+
+
 def test_every_declared_service_runs_on_every_backend(
-    services: Services, rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+    services: Services,
+    rendered: dict[str, list[dict[str, Any]]],
+    compose_rendered: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     assert set(local_effective(tmp_path)) == set(services.services)
+    assert set(compose_settings(services, compose_rendered)) == set(services.services)
     for backend in CLUSTER_BACKENDS:
         expected = {service.name for service in services.on(backend)}
         assert set(effective_settings(services, rendered[backend], backend)) == expected
@@ -71,6 +86,35 @@ def test_cluster_containers_match_the_declaration(
     assert (
         problems(services, backend, effective_settings(services, rendered[backend], backend)) == []
     )
+
+
+def test_compose_services_match_the_declaration(
+    services: Services, compose_rendered: dict[str, Any]
+) -> None:
+    assert problems(services, "compose", compose_settings(services, compose_rendered)) == []
+
+
+def test_a_planted_compose_difference_is_named(
+    services: Services, compose_rendered: dict[str, Any]
+) -> None:
+    planted = copy.deepcopy(compose_rendered)
+    planted["services"]["mlflow"]["environment"]["MLFLOW_WORKERS"] = "2"
+    planted["services"]["airflow-scheduler"]["command"].append("--num-runs=5")
+    planted["services"]["model-server"]["healthcheck"]["test"] = [
+        "CMD",
+        "python",
+        "-c",
+        "urlopen('http://127.0.0.1:8000/ready')",
+    ]
+    del planted["services"]["pushgateway"]
+    assert problems(services, "compose", compose_settings(services, planted)) == [
+        "compose/mlflow (mlflow): env MLFLOW_WORKERS='2', declared '1'",
+        "compose/airflow (airflow-scheduler): flag --num-runs is passed but neither declared "
+        "nor listed under per_backend",
+        "compose/model-server (model-server): probed on ['/ready'], declared health /health",
+        "compose/pushgateway (pushgateway): declared but not running on this backend (list it "
+        "under absent_on, with why)",
+    ]
 
 
 def test_a_planted_env_difference_is_named(

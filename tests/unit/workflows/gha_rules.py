@@ -238,7 +238,11 @@ def check_failure_diagnostics(name: str, workflow: Workflow) -> list[str]:
             step
             for step in job.body.get("steps", [])
             if str(step.get("uses", "")).startswith("actions/upload-artifact@")
-            and str(step.get("with", {}).get("path", "")).rstrip("/") == "reports"
+            and "reports"
+            in [
+                p.strip().rstrip("/")
+                for p in str(step.get("with", {}).get("path", "")).splitlines()
+            ]
             and str(step.get("if", "")) in ("failure()", "always()")
         ]
         if not uploads:

@@ -54,6 +54,7 @@ def test_pr_jobs_cover_every_tier() -> None:
         "lint",
         "unit",
         "integration",
+        "integration-compose",
         "integration-kind",
         "load",
     }

@@ -39,6 +39,7 @@ class Service(BaseModel):
     health: str
     depends_on: tuple[str, ...] = ()
     kubernetes: tuple[str, ...] = ()
+    compose: tuple[str, ...] = ()
     absent_on: dict[str, str] = Field(default_factory=dict)
     per_backend: dict[str, str] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict, exclude=True)

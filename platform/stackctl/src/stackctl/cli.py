@@ -1,4 +1,5 @@
-"""`stackctl`: bring the stack up and down on a backend (local processes by default; kind; eks).
+"""`stackctl`: bring the stack up and down on a backend (local processes by default; compose; kind;
+eks), and build the project's images.
 
 Backends are loaded by name from the `stackctl.backends` entry points (`stackctl.backend`); the
 commands below treat every backend the same. `status` and `logs` read the local stack's files.
@@ -28,7 +29,7 @@ T = TypeVar("T")
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 # Wide enough for URLs and secrets when output goes to a file or CI log.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-BACKEND_HELP = "Where the stack runs: one of the registered backends (local, kind, eks)."
+BACKEND_HELP = "Where the stack runs: one of the registered backends (local, compose, kind, eks)."
 
 
 def _config() -> StackConfig:
@@ -216,6 +217,56 @@ def logs(
         console.print(f"[red]No log for {process!r}. Available: {names}")
         raise typer.Exit(1)
     typer.echo(log_tail(path, lines))
+
+
+images_app = typer.Typer(
+    help="The project's images (platform/images/Dockerfile).", no_args_is_help=True
+)
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("build")
+def images_build(
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="Targets to build (default: all of them).")
+    ] = None,
+    tag: Annotated[str, typer.Option(help="Tag of airflow-on-k8s/<target>.")] = "dev",
+) -> None:
+    """Build the project's images (stand-in base where the pinned one cannot be pulled)."""
+    from stackctl.images import references
+    from stackctl.images.build import ImageBuildError, docker_client
+    from stackctl.images.project import REPORTS, build_project_images
+    from stackctl.images.standins import ImageResolver, ImageUnavailable
+
+    root = _config().repo_root
+    chosen = targets or list(references.PROJECT_TARGETS)
+    try:
+        for target in chosen:
+            references.project_image(target, tag)  # an unknown target fails before building
+        resolver = ImageResolver(
+            docker_client(),
+            root,
+            root / REPORTS,
+            lambda text: console.print(f"[bold yellow]{text}"),
+        )
+        built = build_project_images(
+            resolver,
+            targets=chosen,
+            tag=tag,
+            status=lambda t, line: console.print(f"[dim]{t}: {line}"),
+        )
+    except (ImageBuildError, ImageUnavailable, references.ImageReferenceError) as exc:
+        console.print(f"[red]{exc}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(title="Built images")
+    for column in ("image", "seconds", "size MB", "base"):
+        table.add_column(column)
+    for image in built:
+        table.add_row(
+            image.reference, f"{image.seconds:.1f}", f"{image.size_bytes / 1e6:.0f}", image.base
+        )
+    console.print(table)
+    console.print(f"Recorded in {root / REPORTS / 'builds.json'}; build logs next to it.")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from stackctl.local.components.airflow import Airflow
 from stackctl.local.components.base import Component
 from stackctl.local.components.mlflow import MLflowServer
 from stackctl.local.components.model_server import ModelServer
-from stackctl.local.components.monitoring import PUSHGATEWAY_USER, Prometheus, Pushgateway
+from stackctl.local.components.monitoring import Prometheus, Pushgateway
 from stackctl.local.components.s3 import MinIO, Provision, SeaweedFS
 from stackctl.local.context import (
     AIRFLOW_USERNAME,
@@ -34,7 +34,13 @@ from stackctl.local.orchestrator import BringUpFailed, ComponentResult, Orchestr
 from stackctl.local.paths import StatePaths
 from stackctl.local.ports import check_ports
 from stackctl.local.supervisor import StopReport, Supervisor, leader, log_tail
-from stackctl.local.training import TrainingFailed, TrainingResult, train_first_champion
+from stackctl.local.training import (
+    TrainingFailed,
+    TrainingResult,
+    champion_served,
+    train_local_champion,
+)
+from stackctl.prometheus import PUSHGATEWAY_USER
 
 # Which Endpoints field holds the URL of each component (for `status`).
 URL_FIELDS = {
@@ -246,11 +252,11 @@ class LocalBackend:
             endpoints.dump(self.paths.endpoints)
             self.paths.ports.write_text(self.config.ports.model_dump_json(indent=2) + "\n")
         training = None
-        if self.options.train and self._champion_served(ctx):
+        if self.options.train and champion_served(ctx.model_server_url):
             self.console.print("The model server already serves a champion: no training run.")
         elif self.options.train:
             try:
-                training = train_first_champion(ctx, self.console)
+                training = train_local_champion(ctx, self.console)
             except KeyboardInterrupt:
                 if reused is None:
                     self._abort(ctx, None)
@@ -281,12 +287,6 @@ class LocalBackend:
         except KeyboardInterrupt:
             self._abort(ctx, None)
             raise
-
-    def _champion_served(self, ctx: RunContext) -> bool:
-        try:
-            return httpx.get(f"{ctx.model_server_url}/ready", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def _reuse_running(self) -> Endpoints | None:
         alive = self.running()

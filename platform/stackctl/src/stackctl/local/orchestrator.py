@@ -11,11 +11,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID
 
 from stackctl.local.components.base import Component
 from stackctl.local.context import RunContext
 from stackctl.local.readiness import Cancelled, StartupError
+from stackctl.progress import progress_display
 
 
 @dataclass
@@ -33,17 +34,6 @@ class BringUpFailed(RuntimeError):
         super().__init__(str(error))
         self.error = error
         self.results = results
-
-
-def progress_display(console: Console) -> Progress:
-    return Progress(
-        SpinnerColumn(finished_text="[green]✓"),
-        TextColumn("[bold]{task.fields[component]:<14}"),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        transient=False,
-    )
 
 
 class Orchestrator:

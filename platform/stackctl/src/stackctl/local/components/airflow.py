@@ -14,10 +14,10 @@ from typing import Any
 from stackcontract.airflow_api import AirflowClient
 from stackcontract.private import write_private
 from stackctl.local.components.base import VENV_BIN, Component, Launch, Status
-from stackctl.local.components.monitoring import PUSHGATEWAY_USER
 from stackctl.local.context import AIRFLOW_USERNAME, HOST, RunContext, which
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import StartupError
+from stackctl.prometheus import PUSHGATEWAY_USER
 
 # Task logs are local files the api-server reads directly: no serve-logs servers (which would
 # listen on all interfaces) for the scheduler's workers or the triggerer.

@@ -13,81 +13,14 @@ from stackctl.local.components.base import Component, Launch, Status
 from stackctl.local.context import HOST, RunContext, S3Flavor, which
 from stackctl.local.ports import PortClaim
 from stackctl.local.readiness import http_ok
+from stackctl.prometheus import (
+    PUSHGATEWAY_USER,
+    alert_rule_files,
+    prometheus_config,
+    pushgateway_web_config,
+)
 
 INSTALL_HINT = "install with `apt-get install prometheus prometheus-pushgateway`"
-SCRAPE_INTERVAL = "15s"
-
-
-PUSHGATEWAY_USER = "monitoring"
-
-
-def pushgateway_web_config(password: str) -> dict[str, Any]:
-    """The Pushgateway's --web.config.file: every endpoint (push, delete, /metrics, health)
-    needs basic auth as PUSHGATEWAY_USER."""
-    import bcrypt
-
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-    return {"basic_auth_users": {PUSHGATEWAY_USER: hashed}}
-
-
-def _job(name: str, target: str, *, path: str = "/metrics", **extra: Any) -> dict[str, Any]:
-    return {
-        "job_name": name,
-        "metrics_path": path,
-        "static_configs": [{"targets": [target]}],
-        **extra,
-    }
-
-
-def prometheus_config(
-    *,
-    model_server: str,
-    mlflow: str,
-    s3_metrics: tuple[str, str] | None,
-    pushgateway: str | None,
-    pushgateway_password_file: Path | None = None,
-    rule_files: list[Path] | None = None,
-) -> dict[str, Any]:
-    """The scrape configuration of the local stack; targets are `host:port` strings and
-    `s3_metrics` is `(target, metrics path)`."""
-    jobs = [_job("model-server", model_server), _job("mlflow", mlflow)]
-    if s3_metrics is not None:
-        jobs.append(_job("s3", s3_metrics[0], path=s3_metrics[1]))
-    if pushgateway is not None:
-        # honor_labels keeps the job/instance labels of the pushed series (job="ml_monitoring").
-        auth = {"username": PUSHGATEWAY_USER, "password_file": str(pushgateway_password_file)}
-        extra: dict[str, Any] = {"basic_auth": auth} if pushgateway_password_file else {}
-        jobs.append(_job("pushgateway", pushgateway, honor_labels=True, **extra))
-    config: dict[str, Any] = {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-        "scrape_configs": jobs,
-    }
-    if rule_files:
-        config["rule_files"] = [str(path) for path in rule_files]
-    return config
-
-
-def alert_rule_files(repo_root: Path) -> list[Path]:
-    """Prometheus rule files the observability code keeps under platform/observability."""
-    folder = repo_root / "platform" / "observability"
-    if not folder.is_dir():
-        return []
-    return sorted(
-        path
-        for path in folder.rglob("*.y*ml")
-        if path.suffix in {".yml", ".yaml"} and _is_rule_file(path)
-    )
-
-
-def _is_rule_file(path: Path) -> bool:
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, OSError):
-        return False
-    groups = loaded.get("groups") if isinstance(loaded, dict) else None
-    return isinstance(groups, list) and all(
-        isinstance(group, dict) and "rules" in group for group in groups
-    )
 
 
 def valid_rule_files(candidates: list[Path], status: Status) -> list[Path]:
