@@ -188,7 +188,13 @@ def deploy_eks(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, name="push-images")
 def push_images(session: nox.Session) -> None:
-    """Build the project images, push them to ECR tagged with the release, write their digests."""
+    """Build the project images and push them: to ECR for a release, or to a loopback registry."""
+    args = list(session.posargs)
+    registry = args[args.index("--registry") + 1] if "--registry" in args[:-1] else ""
+    if registry.startswith(("127.0.0.1:", "localhost:")):  # a local registry: the docker SDK pushes
+        install(session, groups=("compose",))
+        session.run("stackctl", "images", "push", *session.posargs)
+        return
     install(session, groups=("k8s",))
     require_tool(session, "docker", fix="install Docker with the buildx plugin")
     session.run("python", "-m", "stackctl.eks", "push-images", *session.posargs)

@@ -42,11 +42,13 @@ start() {
     how_to_get_one "not root on Debian/Ubuntu"
     return 0
   fi
-  if ! command -v dockerd >/dev/null || ! command -v curl >/dev/null || ! command -v mmdebstrap >/dev/null; then
-    # mmdebstrap: the no-registry mode builds base images from this machine's Debian sources
-    say "installing docker.io and mmdebstrap (apt-get)"
+  if ! command -v dockerd >/dev/null || ! command -v curl >/dev/null \
+     || ! command -v mmdebstrap >/dev/null || ! command -v docker-registry >/dev/null; then
+    # mmdebstrap: the no-registry mode builds base images from this machine's Debian sources;
+    # docker-registry: a local OCI registry on 127.0.0.1 (`stackctl images push`)
+    say "installing docker.io, mmdebstrap and docker-registry (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    local packages=(docker.io curl mmdebstrap)
+    local packages=(docker.io curl mmdebstrap docker-registry)
     apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null 2>&1 \
       || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null; }
   fi

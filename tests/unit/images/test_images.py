@@ -269,3 +269,60 @@ def test_the_context_tar_is_a_real_tar() -> None:
         data = context.read()
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         assert "platform/images/Dockerfile" in archive.getnames()
+
+
+# --------------------------------------------------------------------------------- registries
+
+
+class PushingImages:
+    """A fake `client.images` that records tags and streams a push the way the engine does."""
+
+    def __init__(self, stream: list[dict[str, Any]]) -> None:
+        self.stream, self.tags = stream, []
+
+    def get(self, reference: str) -> Any:
+        images = self
+
+        class Image:
+            def tag(self, repository: str, tag: str) -> None:
+                images.tags.append(f"{repository}:{tag}")
+
+        return Image()
+
+    def push(self, repository: str, tag: str, **_: Any) -> Iterator[dict[str, Any]]:
+        yield from self.stream
+
+
+def test_a_push_records_the_digest_the_registry_reports() -> None:
+    from stackctl.images.registry import is_loopback, push
+
+    digest = "sha256:" + "d" * 64
+    client = type("C", (), {})()
+    client.images = PushingImages(
+        [
+            {"status": "Pushed"},
+            {"status": "smoke: digest"},
+            {"aux": {"Tag": "smoke", "Digest": digest}},
+        ]
+    )
+    pushed = push(client, ["airflow-on-k8s/mlflow:dev"], registry="127.0.0.1:5001", tag="smoke")
+    assert client.images.tags == ["127.0.0.1:5001/airflow-on-k8s/mlflow:smoke"]
+    assert pushed.images == {
+        "airflow-on-k8s/mlflow": f"127.0.0.1:5001/airflow-on-k8s/mlflow@{digest}"
+    }
+    assert is_loopback("127.0.0.1:5001")
+    assert is_loopback("localhost:5000/team")
+    assert not is_loopback("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+
+
+def test_a_refused_push_says_what_the_registry_said() -> None:
+    from stackctl.images.registry import RegistryError, push
+
+    client = type("C", (), {})()
+    client.images = PushingImages([{"error": "denied: requested access to the resource is denied"}])
+    with pytest.raises(
+        RegistryError, match=r"Pushing 127.0.0.1:5001/airflow-on-k8s/mlflow:v1 failed: denied"
+    ):
+        push(client, ["airflow-on-k8s/mlflow:dev"], registry="127.0.0.1:5001", tag="v1")
+    with pytest.raises(RegistryError, match="not a project image"):
+        push(client, ["postgres:17"], registry="127.0.0.1:5001", tag="v1")

@@ -169,6 +169,7 @@ def make_backend(
         which=lambda tool: tool,
         tool_output=lambda args: "0.32.0" if args[1] == "version" and len(args) == 3
         else json.dumps({"clientVersion": {"gitVersion": "v1.36.1"}}),
+        node_image_problem=lambda _reference: None,
     )  # fmt: skip
     return kind_backend.KindBackend(
         config,

@@ -37,6 +37,7 @@ def healthy() -> preflight.Probes:
         sysctl=lambda name: preflight.INOTIFY_LIMITS[name],
         which=lambda tool: f"/usr/local/bin/{tool}",
         tool_output=_tool_output,
+        node_image_problem=lambda _reference: None,
         environ={},
     )
 
@@ -52,7 +53,7 @@ def test_healthy_machine_passes_every_check() -> None:
     assert all(c.ok for c in checks)
     assert [c.name for c in checks] == [
         "docker", "cpu", "memory", "disk", "fs.inotify.max_user_watches",
-        "fs.inotify.max_user_instances", "kind", "kubectl",
+        "fs.inotify.max_user_instances", "kind", "kubectl", "node image",
     ]  # fmt: skip
 
 
@@ -123,9 +124,26 @@ def test_the_command_lists_every_check_and_fails_with_the_fixes(
     no_kind = replace(healthy(), which=lambda tool: None if tool == "kind" else f"/bin/{tool}")
     assert preflight.main([], no_kind) == 1
     out = capsys.readouterr().out
-    assert out.count("[ok  ]") == 7
+    assert out.count("[ok  ]") == 8
     assert "[FAIL] kind:" in out
     assert "Fix:" in out
-    assert "kind preflight failed (1 of 8 checks)" in out
+    assert "kind preflight failed (1 of 9 checks)" in out
     assert preflight.main([], healthy()) == 0
-    assert "kind preflight passed (8 checks)" in capsys.readouterr().out
+    assert "kind preflight passed (9 checks)" in capsys.readouterr().out
+
+
+def test_a_node_image_that_cannot_be_had_is_a_failure_with_the_fix() -> None:
+    from dataclasses import replace
+
+    probes = replace(
+        healthy(),
+        node_image_problem=lambda ref: (
+            f"Get https://registry-1.docker.io/v2/: no such host ({ref})"
+        ),
+    )
+    failed = _failed(probes)
+    assert set(failed) == {"node image"}
+    check = failed["node image"]
+    assert "kindest/node:" in check.detail
+    assert "cannot be pulled (Get https://registry-1.docker.io/v2/: no such host" in check.detail
+    assert "docker load -i" in check.fix

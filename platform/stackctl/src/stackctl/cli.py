@@ -269,5 +269,61 @@ def images_build(
     console.print(f"Recorded in {root / REPORTS / 'builds.json'}; build logs next to it.")
 
 
+@images_app.command("push")
+def images_push(
+    registry: Annotated[
+        str, typer.Option(help="Registry to push to, e.g. 127.0.0.1:5001 (plain HTTP on loopback).")
+    ],
+    tag: Annotated[str, typer.Option(help="Tag to push the images under.")] = "dev",
+    digests_file: Annotated[Path, typer.Option(help="Where to write the pushed digests.")] = Path(
+        "reports/images/pushed-digests.json"
+    ),
+    serve: Annotated[
+        bool,
+        typer.Option(help="Run Debian's docker-registry on that loopback port for the push."),
+    ] = False,
+) -> None:
+    """Build the project images and push them to a registry; record the digests it reports."""
+    from contextlib import nullcontext
+
+    from stackctl.images import references
+    from stackctl.images.build import ImageBuildError, docker_client
+    from stackctl.images.project import REPORTS, build_project_images
+    from stackctl.images.registry import LocalRegistry, RegistryError, is_loopback, push
+    from stackctl.images.standins import ImageResolver, ImageUnavailable
+
+    root = _config().repo_root
+    if serve and not is_loopback(registry):
+        console.print(f"[red]--serve runs a registry on loopback only, not at {registry}.")
+        raise typer.Exit(2)
+    port = int(registry.rsplit(":", 1)[1]) if ":" in registry else 5000
+    local = LocalRegistry(root / ".stack" / "registry", port) if serve else None
+    try:
+        client = docker_client()
+        resolver = ImageResolver(
+            client, root, root / REPORTS, lambda t: console.print(f"[bold yellow]{t}")
+        )
+        built = build_project_images(resolver)
+        with local.running() if local else nullcontext():
+            digests = push(
+                client,
+                [b.reference for b in built],
+                registry=registry,
+                tag=tag,
+            )
+    except (
+        ImageBuildError,
+        ImageUnavailable,
+        RegistryError,
+        references.ImageReferenceError,
+    ) as exc:
+        console.print(f"[red]{exc}", highlight=False)
+        raise typer.Exit(1) from None
+    digests.dump(root / digests_file)
+    for name, reference in sorted(digests.images.items()):
+        console.print(f"{name} -> {reference}")
+    console.print(f"Digests in {digests_file}.")
+
+
 if __name__ == "__main__":
     app()

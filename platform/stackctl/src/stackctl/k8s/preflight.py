@@ -3,8 +3,8 @@
 Checks: Docker daemon reachable (docker SDK ping), CPUs >= 2 and available memory >= 6 GiB
 (of the Docker engine when it answers, else of the host), free disk >= 20 GiB where Docker keeps
 its data, inotify limits (kind's known issues: max_user_watches >= 524288, max_user_instances >=
-512), kind on PATH (at the pinned version) and kubectl on PATH within one minor version of the
-node image's Kubernetes. `run_preflight` runs them all (so one run lists every problem) and raises
+512), kind on PATH (at the pinned version), kubectl on PATH within one minor version of the
+node image's Kubernetes, and the pinned node image present or pullable (with an engine answering). `run_preflight` runs them all (so one run lists every problem) and raises
 `PreflightError` if any failed.
 """
 
@@ -69,6 +69,25 @@ def _docker_info() -> Mapping[str, Any]:
         client.close()
 
 
+def _node_image_problem(reference: str) -> str | None:
+    """None when the engine has `reference` or can pull it, else why not."""
+    import docker
+    from docker.errors import DockerException, ImageNotFound
+
+    client = docker.from_env(timeout=600)
+    try:
+        try:
+            client.images.get(reference)
+            return None
+        except ImageNotFound:
+            client.images.pull(reference)
+            return None
+    except DockerException as error:
+        return str(getattr(error, "explanation", None) or error).strip().splitlines()[0][:300]
+    finally:
+        client.close()
+
+
 def _read_sysctl(name: str) -> int | None:
     path = Path("/proc/sys") / name.replace(".", "/")
     try:
@@ -100,6 +119,7 @@ class Probes:
     sysctl: Callable[[str], int | None] = _read_sysctl
     which: Callable[[str], str | None] = resolve_tool
     tool_output: Callable[[Sequence[str]], str] = _tool_output
+    node_image_problem: Callable[[str], str | None] = _node_image_problem
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -229,15 +249,32 @@ def check_tools(probes: Probes, versions: KindVersions) -> list[Check]:
     return checks
 
 
+def check_node_image(probes: Probes, versions: KindVersions) -> Check:
+    """The pinned node image, present or pullable: kind cannot create a cluster without it."""
+    problem = probes.node_image_problem(versions.node_image)
+    if problem is None:
+        return Check("node image", True, f"{versions.node_image} present or pullable")
+    return Check(
+        "node image",
+        False,
+        f"{versions.node_image} is not present and cannot be pulled ({problem})",
+        "make kindest/node pullable from this machine (registry access or a mirror), or "
+        "`docker load -i` an archive of that exact image made where it can be pulled",
+    )
+
+
 def preflight_checks(versions: KindVersions, probes: Probes | None = None) -> list[Check]:
     probes = probes or Probes()
     docker_check, info = check_docker(probes)
-    return [
+    checks = [
         docker_check,
         *check_resources(probes, info),
         *check_inotify(probes),
         *check_tools(probes, versions),
     ]
+    if docker_check.ok:
+        checks.append(check_node_image(probes, versions))
+    return checks
 
 
 def run_preflight(versions: KindVersions, probes: Probes | None = None) -> list[Check]:
