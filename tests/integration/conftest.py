@@ -186,6 +186,19 @@ def endpoints(stack: Stack) -> Endpoints:
     return stack.endpoints
 
 
+@pytest.fixture(scope="session")
+def docker_client(stack: Stack) -> Any:
+    """The Docker engine, once the session's stack is up (the compose backend builds the images
+    the image tests run); skips, with the fix, where none answers."""
+    docker = pytest.importorskip("docker", reason="the docker SDK is in the compose group")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        pytest.skip(f"no Docker engine answers ({error}): `platform/docker-engine.sh start`")
+    return client
+
+
 # -------------------------------------------------------------------------------------- clients
 
 

@@ -51,18 +51,6 @@ START_SECONDS = 240
 
 
 @pytest.fixture(scope="module")
-def docker_client(stack: Any) -> Any:
-    """The engine; after the session's stack is up (the compose backend builds the images)."""
-    docker = pytest.importorskip("docker", reason="the docker SDK is in the compose group")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as error:
-        pytest.skip(f"no Docker engine answers ({error}): `platform/docker-engine.sh start`")
-    return client
-
-
-@pytest.fixture(scope="module")
 def kind_workloads() -> list[dict[str, Any]]:
     return [o for o in yaml.safe_load_all(manifests.render_overlay("kind")) if o]
 

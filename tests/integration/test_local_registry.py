@@ -16,18 +16,6 @@ from stackctl.images.registry import LocalRegistry, RegistryError, push
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def docker_client(stack: Any) -> Any:
-    """The engine, after the session's stack is up (the compose backend builds the images)."""
-    docker = pytest.importorskip("docker", reason="the docker SDK is in the compose group")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as error:
-        pytest.skip(f"no Docker engine answers ({error}): `platform/docker-engine.sh start`")
-    return client
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -326,3 +326,14 @@ def test_a_refused_push_says_what_the_registry_said() -> None:
         push(client, ["airflow-on-k8s/mlflow:dev"], registry="127.0.0.1:5001", tag="v1")
     with pytest.raises(RegistryError, match="not a project image"):
         push(client, ["postgres:17"], registry="127.0.0.1:5001", tag="v1")
+
+
+@pytest.mark.parametrize(
+    "address", ["10.0.0.5:5000", "127.0.0.1:5001/team", "localhost", "127.0.0.1:x"]
+)
+def test_a_local_registry_is_served_only_at_a_loopback_port(address: str, tmp_path: Path) -> None:
+    from stackctl.images.registry import RegistryError, local_registry
+
+    with pytest.raises(RegistryError, match=r"served at 127\.0\.0\.1:PORT or localhost:PORT"):
+        local_registry(address, tmp_path)
+    assert local_registry("localhost:5002", tmp_path).address == "127.0.0.1:5002"

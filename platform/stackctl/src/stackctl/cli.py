@@ -234,23 +234,17 @@ def images_build(
 ) -> None:
     """Build the project's images (stand-in base where the pinned one cannot be pulled)."""
     from stackctl.images import references
-    from stackctl.images.build import ImageBuildError, docker_client
-    from stackctl.images.project import REPORTS, build_project_images
-    from stackctl.images.standins import ImageResolver, ImageUnavailable
+    from stackctl.images.build import ImageBuildError
+    from stackctl.images.project import REPORTS, build_project_images, image_resolver
+    from stackctl.images.standins import ImageUnavailable
 
     root = _config().repo_root
     chosen = targets or list(references.PROJECT_TARGETS)
     try:
         for target in chosen:
             references.project_image(target, tag)  # an unknown target fails before building
-        resolver = ImageResolver(
-            docker_client(),
-            root,
-            root / REPORTS,
-            lambda text: console.print(f"[bold yellow]{text}"),
-        )
         built = build_project_images(
-            resolver,
+            image_resolver(root, lambda text: console.print(f"[bold yellow]{text}")),
             targets=chosen,
             tag=tag,
             status=lambda t, line: console.print(f"[dim]{t}: {line}"),
@@ -286,35 +280,27 @@ def images_push(
     """Build the project images and push them to a registry; record the digests it reports."""
     from contextlib import nullcontext
 
+    from stackctl.eks.images import PushError, check_release_tag
     from stackctl.images import references
-    from stackctl.images.build import ImageBuildError, docker_client
-    from stackctl.images.project import REPORTS, build_project_images
-    from stackctl.images.registry import LocalRegistry, RegistryError, is_loopback, push
-    from stackctl.images.standins import ImageResolver, ImageUnavailable
+    from stackctl.images.build import ImageBuildError
+    from stackctl.images.project import build_project_images, image_resolver
+    from stackctl.images.registry import RegistryError, local_registry, push
+    from stackctl.images.standins import ImageUnavailable
 
     root = _config().repo_root
-    if serve and not is_loopback(registry):
-        console.print(f"[red]--serve runs a registry on loopback only, not at {registry}.")
-        raise typer.Exit(2)
-    port = int(registry.rsplit(":", 1)[1]) if ":" in registry else 5000
-    local = LocalRegistry(root / ".stack" / "registry", port) if serve else None
     try:
-        client = docker_client()
-        resolver = ImageResolver(
-            client, root, root / REPORTS, lambda t: console.print(f"[bold yellow]{t}")
-        )
+        check_release_tag(tag)  # a bad tag fails before anything is built
+        served = local_registry(registry, root / ".stack" / "registry") if serve else None
+        resolver = image_resolver(root, lambda text: console.print(f"[bold yellow]{text}"))
         built = build_project_images(resolver)
-        with local.running() if local else nullcontext():
-            digests = push(
-                client,
-                [b.reference for b in built],
-                registry=registry,
-                tag=tag,
-            )
+        with served.running() if served else nullcontext():
+            pushed = [image.reference for image in built]
+            digests = push(resolver.client, pushed, registry=registry, tag=tag)
     except (
         ImageBuildError,
         ImageUnavailable,
         RegistryError,
+        PushError,
         references.ImageReferenceError,
     ) as exc:
         console.print(f"[red]{exc}", highlight=False)

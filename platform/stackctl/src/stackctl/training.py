@@ -40,6 +40,7 @@ class TrainingTarget:
     # why a failed run failed (task log summaries), and where to look when the DAG is missing
     explain: Callable[[AirflowClient, DagRun], str]
     missing_dag_hint: str
+    model_server_logs: str  # where the model server's log is, for a reload that fails
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -68,8 +69,8 @@ def _unpause_and_pick_run(target: TrainingTarget, api: AirflowClient) -> str:
     return api.trigger(TRAINING_DAG)
 
 
-def reload_model_server(model_server_url: str, token: str) -> str:
-    """POST /reload, then require /ready; the served version."""
+def reload_model_server(model_server_url: str, token: str, *, logs: str) -> str:
+    """POST /reload, then require /ready; the served version (`logs`: where to look if not)."""
     headers = {"Authorization": f"Bearer {token}"}
     response = httpx.post(f"{model_server_url}/reload", headers=headers, timeout=120)
     if response.status_code != 200:
@@ -79,7 +80,8 @@ def reload_model_server(model_server_url: str, token: str) -> str:
     ready = httpx.get(f"{model_server_url}/ready", timeout=10)
     if ready.status_code != 200:
         raise TrainingFailed(
-            f"model server still not ready after reload ({ready.status_code}: {ready.text[:200]})"
+            f"model server still not ready after reload ({ready.status_code}: {ready.text[:200]}); "
+            f"see {logs}"
         )
     return str(response.json().get("model_version"))
 
@@ -116,7 +118,9 @@ def train_first_champion(target: TrainingTarget, console: Console) -> TrainingRe
             progress.update(task, description=f"[red]{TRAINING_DAG} {outcome.state}")
             raise TrainingFailed(target.explain(api, outcome))
         progress.update(task, description="[dim]POST /reload on the model server")
-        version = reload_model_server(target.model_server_url, target.reload_token)
+        version = reload_model_server(
+            target.model_server_url, target.reload_token, logs=target.model_server_logs
+        )
         progress.update(
             task, description=f"[green]champion v{version} served", completed=1, total=1
         )

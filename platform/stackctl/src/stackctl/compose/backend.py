@@ -37,10 +37,8 @@ from stackcontract.settings import StackConfig
 from stackctl.backend import options_from_choices
 from stackctl.compose.effective import effective_settings
 from stackctl.compose.tool import Compose, ComposeError, find_compose
-from stackctl.images import references
-from stackctl.images.build import BuiltImage, docker_client
-from stackctl.images.project import REPORTS, build_project_images
-from stackctl.images.standins import ImageResolver
+from stackctl.images.build import BuiltImage
+from stackctl.images.project import build_project_images, image_resolver
 from stackctl.local.context import S3Flavor
 from stackctl.progress import progress_display
 from stackctl.prometheus import PUSHGATEWAY_USER, prometheus_config, pushgateway_web_config
@@ -115,7 +113,6 @@ class ComposeOptions:
     train: bool = True
     train_timeout: float = 900.0
     s3: S3Flavor = S3Flavor.seaweedfs
-    build: bool = True  # build the project images (False: use the ones present)
     budget_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -209,8 +206,9 @@ class ComposeBackend:
         write_env_file(self.secrets_file, values)  # 0600 from creation
         return values
 
-    def _write_generated(self) -> dict[str, Path]:
-        """The files the compose file mounts: Airflow Variables and the scrape configuration."""
+    def _write_generated(self, values: Mapping[str, str]) -> dict[str, Path]:
+        """The files the compose file mounts: Airflow Variables, the scrape configuration and the
+        credential files (each readable by its container's user), from the stack's `values`."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         variables = self.state_dir / "airflow-variables.env"
         write_env_file(
@@ -232,7 +230,6 @@ class ComposeBackend:
         prometheus = self.state_dir / "prometheus.yml"
         prometheus.write_text(yaml.safe_dump(scrape, sort_keys=False))
         prometheus.chmod(0o644)
-        values = self.secrets()
         hashed = base64.b64decode(values[BCRYPT_KEY]).decode()
         private = {
             # file -> (content, uid of the container user that reads it)
@@ -263,17 +260,17 @@ class ComposeBackend:
         files = [self.root / COMPOSE_FILE]
         if self.options.s3 is S3Flavor.minio:
             files.append(self.root / MINIO_FILE)
-        variables: dict[str, str] = dict(self.secrets())
-        variables["PUSHGATEWAY_PASSWORD_BCRYPT"] = base64.b64decode(
-            variables.pop(BCRYPT_KEY)
-        ).decode()
-        variables |= {key: str(path) for key, path in self._write_generated().items()}
+        values = self.secrets()
+        # the bcrypt hash reaches the Pushgateway as a file, not through the environment
+        variables = {key: value for key, value in values.items() if key != BCRYPT_KEY}
+        variables |= {key: str(path) for key, path in self._write_generated(values).items()}
         ports = self.config.ports
         variables |= {key: str(getattr(ports, f)) for key, f in PUBLISHED_PORTS.items()}
-        variables |= dict(images or self._state().get("images", {}))
+        state = self._state() if images is None or profiles is None else {}
+        variables |= dict(images if images is not None else state.get("images", {}))
         for image_variable, _ in S3_IMAGES.values():  # both files are interpolated, one runs
             variables.setdefault(image_variable, "not-used-by-this-s3-flavour")
-        chosen = profiles if profiles is not None else self._state().get("profiles", [])
+        chosen = profiles if profiles is not None else state.get("profiles", [])
         variables["COMPOSE_PROFILES"] = ",".join(chosen)
         variables["AIRFLOW_STATSD_ON"] = "True" if "statsd" in chosen else "False"
         return Compose(
@@ -298,25 +295,14 @@ class ComposeBackend:
         def warn(message: str) -> None:
             self.console.print(f"[bold yellow]{message}", highlight=False)
 
-        resolver = ImageResolver(docker_client(), self.root, self.root / REPORTS, warn)
-        images: dict[str, str] = {}
-        built: list[BuiltImage] = []
-        if self.options.build:
-            built = build_project_images(
-                resolver, status=lambda target, line: status(f"{target}: {line[:70]}")
-            )
-            images |= {
-                variable: next(b.reference for b in built if b.target == target)
-                for variable, target in PROJECT_IMAGES.items()
-            }
-        else:
-            images |= {v: references.project_image(t) for v, t in PROJECT_IMAGES.items()}
-            missing = [ref for ref in images.values() if not resolver.present(ref)]
-            if missing:
-                raise ComposeBackendError(
-                    f"{', '.join(missing)} not built yet. Fix: run without --no-build, or "
-                    "`stackctl images build`."
-                )
+        resolver = image_resolver(self.root, warn)
+        built = build_project_images(  # layer-cached: seconds when nothing changed
+            resolver, status=lambda target, line: status(f"{target}: {line[:70]}")
+        )
+        images = {
+            variable: next(b.reference for b in built if b.target == target)
+            for variable, target in PROJECT_IMAGES.items()
+        }
         s3_variable, s3_image = S3_IMAGES[self.options.s3]
         wanted = {**REQUIRED_IMAGES, s3_variable: s3_image}
         for variable, name in wanted.items():
@@ -510,6 +496,7 @@ class ComposeBackend:
                 "is it missing from the image's /opt/airflow/dags? See "
                 f"`docker compose -p {self.project} logs airflow-dag-processor`."
             ),
+            model_server_logs=f"`docker compose -p {self.project} logs model-server`",
         )
 
     def _print_report(self, report: UpReport) -> None:

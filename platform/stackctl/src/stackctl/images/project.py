@@ -7,10 +7,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from stackctl.images import references
-from stackctl.images.build import BuiltImage, build, record
+from stackctl.images.build import BuiltImage, build, docker_client, record
 from stackctl.images.standins import ImageResolver
 
 REPORTS = Path("reports/images")
+
+
+def image_resolver(repo_root: Path, warn: Callable[[str], None]) -> ImageResolver:
+    """The resolver of this checkout on the engine DOCKER_HOST names; build logs under
+    reports/images; every no-registry notice goes to `warn`."""
+    return ImageResolver(docker_client(), repo_root, repo_root / REPORTS, warn)
 
 
 def build_project_images(

@@ -36,6 +36,16 @@ def is_loopback(registry: str) -> bool:
     return host in {"127.0.0.1", "localhost", "[::1]"}
 
 
+def local_registry(address: str, root: Path) -> LocalRegistry:
+    """The registry to serve at `address` (`127.0.0.1:PORT`), or RegistryError saying why not."""
+    port = address.rpartition(":")[2]
+    if not is_loopback(address) or "/" in address or not port.isdigit():
+        raise RegistryError(
+            f"A local registry is served at 127.0.0.1:PORT or localhost:PORT, not {address!r}."
+        )
+    return LocalRegistry(root, int(port))
+
+
 @dataclass
 class LocalRegistry:
     """`docker-registry serve` with its storage, configuration and log under `root`."""

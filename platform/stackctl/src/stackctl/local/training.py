@@ -74,11 +74,7 @@ def train_local_champion(ctx: RunContext, console: Console) -> TrainingResult:
         missing_dag_hint=(
             f"is {ctx.config.dags_dir}/ missing it? See {ctx.paths.log('airflow-dag-processor')}."
         ),
+        model_server_logs=str(ctx.paths.log("model-server")),
         cancel=ctx.cancel,
     )
-    try:
-        return train_first_champion(target, console)
-    except TrainingFailed as failed:
-        if "not ready after reload" in str(failed):
-            raise TrainingFailed(f"{failed}; see {ctx.paths.log('model-server')}") from None
-        raise
+    return train_first_champion(target, console)
