@@ -23,13 +23,14 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from stack_clients import AirflowClient, DagRun, environment, mlflow_environment, s3_client
+from stack_timings import TierTimings, tier_timings
 from stack_training import (
     CHAMPION,
     WEAK_PARAMS,
@@ -76,6 +77,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    backend = config.getoption("--backend")
+    path = REPO_ROOT / "reports" / "integration" / backend / "timings.json"
+    TierTimings(backend, path).register(config)
+
+
 # ------------------------------------------------------------------------------------- backends
 
 
@@ -118,7 +125,6 @@ class Stack:
     backend_name: str
     backend: Backend | None
     stopped: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def managed(self) -> bool:
@@ -167,7 +173,10 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         raise
     up_seconds = time.monotonic() - started
     say(config, f"{backend_name} stack up in {up_seconds:.0f}s")
-    running = Stack(endpoints, backend_name, backend, timings={"up": up_seconds})
+    tier_timings(config).phase("bring-up", up_seconds)
+    for phase, seconds in backend.up_phases().items():
+        tier_timings(config).phase(f"bring-up {phase}", seconds)
+    running = Stack(endpoints, backend_name, backend)
     yield running
     index = backend.collect_logs(STATE_ROOT / f"{backend_name}-logs")
     say(config, f"stack logs collected in {index}")
@@ -178,6 +187,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         return
     started = time.monotonic()
     running.stop()
+    tier_timings(config).phase("tear-down", time.monotonic() - started)
     say(config, f"stack down in {time.monotonic() - started:.0f}s")
 
 
@@ -203,8 +213,9 @@ def docker_client(stack: Stack) -> Any:
 
 
 @pytest.fixture(scope="session")
-def airflow(endpoints: Endpoints) -> Iterator[AirflowClient]:
+def airflow(endpoints: Endpoints, request: pytest.FixtureRequest) -> Iterator[AirflowClient]:
     with endpoints.airflow_client() as client:
+        client.run_observers.append(tier_timings(request.config).dag_run)
         yield client
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dagstest_stack import (
@@ -18,10 +19,27 @@ from dagstest_stack import (
     start_seaweedfs,
     wait_until,
 )
+from stack_timings import tier_timings
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """These tests start their own services and no backend: one tier (the local one) runs them."""
+    backend = config.getoption("--backend")
+    if backend == "local":
+        return
+    skip = pytest.mark.skip(
+        reason=f"`airflow dags test` uses no backend: the local tier runs it (this run: {backend})"
+    )
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="module")
-def mini_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniStack]:
+def mini_stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[MiniStack]:
     """SeaweedFS + MLflow with the bucket provisioned and landing/ seeded; stopped afterwards."""
     from mlpipe.config import load_settings
 
@@ -50,5 +68,6 @@ def mini_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniStack]:
     finally:
         for process in reversed(started):
             timings[f"{process.name}_stop"] = process.stop()
-        print(f"\nmini stack timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
+        for name, seconds in timings.items():
+            tier_timings(request.config).phase(f"dags_test {name}", seconds)
         print(f"logs: {logs}")

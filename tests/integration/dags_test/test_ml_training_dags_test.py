@@ -151,7 +151,6 @@ def trained(mini_stack: MiniStack) -> AirflowRun:
         logs / "airflow-dags-test-ml_training.log",
         timeout=1800,
     )
-    print(f"\nairflow timings (s): { {k: round(v, 1) for k, v in mini_stack.timings.items()} }")
     return AirflowRun(home, env, landing)
 
 
@@ -222,7 +221,6 @@ def test_dags_test_ml_monitoring_pushes_drift_metrics(
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
     finally:
         pushgateway.stop()
-    print(f"\nairflow timings (s): { {k: round(v, 1) for k, v in mini_stack.timings.items()} }")
 
     assert dag_run_states(trained.database, "ml_monitoring") == ["success"]
     assert set(task_states(trained.database, "ml_monitoring").values()) == {"success"}

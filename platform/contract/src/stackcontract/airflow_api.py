@@ -56,6 +56,8 @@ class AirflowClient:
         self.password = password
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
         self._token: str | None = None
+        # called with every run `wait_for_run` returns (the integration tier times them)
+        self.run_observers: list[Callable[[DagRun], None]] = []
 
     def close(self) -> None:
         self.http.close()
@@ -175,12 +177,14 @@ class AirflowClient:
             )
             if on_poll is not None:
                 on_poll(run)
-            if run.state in FINISHED_STATES:
-                return run
-            if stop.is_set() or run.seconds >= timeout:
-                run.state = "cancelled" if stop.is_set() else "timeout"
-                return run
+            if run.state in FINISHED_STATES or stop.is_set() or run.seconds >= timeout:
+                break
             stop.wait(interval)
+        if run.state not in FINISHED_STATES:
+            run.state = "cancelled" if stop.is_set() else "timeout"
+        for observer in self.run_observers:
+            observer(run)
+        return run
 
     def wait_for_dag(self, dag_id: str, *, timeout: float, interval: float = 2.0) -> None:
         """Until the dag-processor has parsed `dag_id` (the API answers 404 before)."""

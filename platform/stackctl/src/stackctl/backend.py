@@ -41,6 +41,11 @@ class Backend(Protocol):
         """Endpoints of the stack this backend is already running."""
         ...
 
+    def up_phases(self) -> dict[str, float]:
+        """Seconds each phase of this object's last `up` took (empty before one): what the
+        integration tier reports as bring-up time."""
+        ...
+
     def collect_logs(self, dest: Path) -> Path:
         """Gather logs and diagnostics under `dest` and return the index file written there."""
         ...

@@ -174,6 +174,7 @@ class ComposeBackend:
         digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
         # one Compose project per state folder: the tests' stack never touches a developer's
         self.project = f"airflow-on-k8s-{digest}"
+        self._up_phases: dict[str, float] = {}
 
     # -- files ------------------------------------------------------------------------------
     @property
@@ -331,7 +332,14 @@ class ComposeBackend:
         except TrainingFailed as exc:
             raise ComposeBackendError(f"First training run failed:\n{exc}") from None
         self._print_report(report)
+        self._up_phases = {"images": report.image_seconds}
+        self._up_phases |= {row.name: row.seconds for row in report.services if row.seconds}
+        if report.training is not None:
+            self._up_phases["train"] = report.training.seconds
         return report.endpoints
+
+    def up_phases(self) -> dict[str, float]:
+        return dict(self._up_phases)
 
     def up_report(self) -> UpReport:
         started = time.monotonic()

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class EksBackend:
         self.context = context
         self.runner = runner
         self.client_factory = client_factory
+        self._up_phases: dict[str, float] = {}
 
     def _kubectl(self) -> Kubectl:
         binary = self.kubectl_binary or require_tool("kubectl", fix=KUBECTL_FIX)
@@ -83,6 +85,7 @@ class EksBackend:
 
     def up(self) -> Endpoints:
         """Forward the live release's services and write its endpoints (no deploy)."""
+        started = time.monotonic()
         self.down()
         kubectl = self._kubectl()
         namespace = overlay_namespace(self.repo_root / EKS_OVERLAY) or "default"
@@ -118,10 +121,14 @@ class EksBackend:
             reload_token=secrets.get("MODEL_SERVER_RELOAD_TOKEN"),
         )
         endpoints.dump(self.state_dir / "endpoints.json")
+        self._up_phases = {"port-forward": time.monotonic() - started}
         return endpoints
 
     def endpoints(self) -> Endpoints:
         return Endpoints.load(self.state_dir / "endpoints.json")
+
+    def up_phases(self) -> dict[str, float]:
+        return dict(self._up_phases)
 
     def collect_logs(self, dest: Path) -> Path:
         """Events, pods, and the last 2000 log lines of every Deployment, under `dest`."""

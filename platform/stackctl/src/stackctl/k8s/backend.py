@@ -195,6 +195,9 @@ class KindBackend:
     def endpoints(self) -> Endpoints:
         return Endpoints.load(self.endpoints_file)
 
+    def up_phases(self) -> dict[str, float]:
+        return {r.stage: r.duration_seconds for r in self.recorder.records if r.outcome == "ok"}
+
     def collect_logs(self, dest: Path) -> Path:
         state = self._load_state()
         cluster = state.get("cluster")

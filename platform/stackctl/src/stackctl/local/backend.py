@@ -92,6 +92,7 @@ class LocalBackend:
         self.console = console or Console(stderr=True)
         self.state_dir = state_dir or config.state_dir / "local"
         self.paths = StatePaths(self.state_dir)
+        self._up_phases: dict[str, float] = {}
 
     # -- Backend protocol -------------------------------------------------------------------
     def up(self) -> Endpoints:
@@ -101,7 +102,13 @@ class LocalBackend:
         except TrainingFailed as exc:
             raise StackError(f"First training run failed:\n{exc}") from None
         self._print_up_report(report)
+        self._up_phases = {r.name: r.seconds for r in report.results if r.seconds is not None}
+        if report.training is not None:
+            self._up_phases["train"] = report.training.seconds
         return report.endpoints
+
+    def up_phases(self) -> dict[str, float]:
+        return dict(self._up_phases)
 
     def _print_up_report(self, report: UpReport) -> None:
         if report.results:
