@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stackcontract.airflow_api import AirflowClient
+from stackcontract.envfile import parse_env_file
 from stackcontract.private import write_private
 from stackctl.local.components.base import VENV_BIN, Component, Launch, Status
 from stackctl.local.context import AIRFLOW_USERNAME, HOST, RunContext, which
@@ -28,6 +29,8 @@ PROCESSES = {
     "api-server": [],
 }
 MIGRATE = "airflow-db-migrate"
+# executor and its worker start-up, shared with the Compose backend
+LOCAL_EXECUTOR_ENV = "services/airflow-local-executor.env"
 HEALTHY_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 
 
@@ -39,14 +42,14 @@ def http_connection(url_port: int, *, login: str | None = None, password: str | 
 
 
 def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
-    """The declared Airflow settings (services/airflow.env), what differs for local processes,
+    """The declared Airflow settings (services/airflow.env), the LocalExecutor's
+    (services/airflow-local-executor.env), what differs for local processes,
     the MLOPS_* connections and the stack.env Variables (the contract)."""
     home = ctx.paths.airflow_home
     ports = ctx.config.ports
     env: dict[str, str] = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.config.dags_dir),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(ctx)),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{ctx.airflow_url}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -81,7 +84,8 @@ def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
         env[f"AIRFLOW_VAR_{key}"] = value
     # Tasks run in this venv: give mlpipe its settings too (same values as the connections).
     declared = ctx.services["airflow"].env
-    return {**ctx.mlpipe_env(pushgateway=pushgateway), **declared, **env}
+    local_executor = parse_env_file(ctx.services.config_dir / LOCAL_EXECUTOR_ENV)
+    return {**ctx.mlpipe_env(pushgateway=pushgateway), **declared, **local_executor, **env}
 
 
 def passwords_file(ctx: RunContext) -> Path:
