@@ -16,7 +16,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "unit"]
 
 # The supported Pythons (pyproject: >=3.11,<3.14). `lint` and `unit` run on the first; the PR
-# workflow runs `unit` on each with `nox -s unit --force-python X.Y`.
+# workflow runs `unit` and `unit-slow` on each with `nox -s unit unit-slow --force-python X.Y`.
 PYTHONS = ("3.11", "3.12", "3.13")
 PYTHON = PYTHONS[0]
 # lint and unit share one venv per Python (.nox/dev-X.Y): mypy sees every import the tests use.
@@ -88,7 +88,7 @@ def optional_tool(session: nox.Session, tool: str, *args: str, fix: str) -> None
 
 @nox.session(python=PYTHON, venv_backend="none")
 def lint(session: nox.Session) -> None:
-    """Every linter: ruff (AIR rules on the DAGs), mypy --strict, hadolint, promtool, actionlint."""
+    """Every linter: ruff (AIR rules on the DAGs), mypy --strict, hadolint, promtool, actionlint, checkov."""
     tools = dev_venv(session)
     session.run(tools / "ruff", "check", *(session.posargs or ["."]), external=True)
     session.run(tools / "ruff", "format", "--check", *(session.posargs or ["."]), external=True)
@@ -100,15 +100,27 @@ def lint(session: nox.Session) -> None:
     workflows = sorted(glob.glob(".github/workflows/*.yml"))
     fix = "put the actionlint binary on PATH (its PyPI wrapper downloads one, which fails offline)"
     optional_tool(session, "actionlint", "-no-color", *workflows, fix=fix)
+    session.notify("manifests")  # checkov needs its own venv (its pins conflict with Airflow's)
+
+
+def unit_tests(session: nox.Session, *, marker: str) -> None:
+    """tests/unit selected by `marker`, on one worker per core."""
+    tools = dev_venv(session)
+    parallel = ["-n", "auto", "--dist", "loadfile"]  # a module's fixtures stay on one worker
+    args = session.posargs or ["tests/unit"]
+    session.run(tools / "pytest", "-m", marker, *parallel, *args, external=True)
 
 
 @nox.session(python=PYTHON, venv_backend="none")
 def unit(session: nox.Session) -> None:
-    """Unit tier on one worker per core: ml code/data/model, DAG integrity, manifests, workflows."""
-    tools = dev_venv(session)
-    parallel = ["-n", "auto", "--dist", "loadfile"]  # a module's fixtures stay on one worker
-    session.run(tools / "pytest", "tests/unit", *parallel, *session.posargs, external=True)
-    session.notify("manifests")  # checkov needs its own venv (its pins conflict with Airflow's)
+    """Fast unit tier: ml code/data/model, DAG integrity, serving, manifests, backends (not `slow`)."""
+    unit_tests(session, marker="not slow")
+
+
+@nox.session(python=PYTHON, venv_backend="none", name="unit-slow")
+def unit_slow(session: nox.Session) -> None:
+    """Unit tests marked `slow`: DAG tasks in process, real SeaweedFS/Locust runs, notebook, full training."""
+    unit_tests(session, marker="slow")
 
 
 @nox.session(python=PYTHON)

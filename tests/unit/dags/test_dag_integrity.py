@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from dag_checks import REPO_ROOT, ParseOutcome, check_dag_folder, parse_dag_folder, problems
 
-pytestmark = pytest.mark.slow  # parsing imports Airflow (several seconds on a cold machine)
+# Not `slow`, though parsing imports Airflow: DAG integrity is what the fast tier is for.
 
 PARSE_BUDGET_SECONDS = 2.0  # Airflow's dagbag_import_timeout is 30 s; a DAG file should take < 1 s.
 MAX_DB_STATEMENTS = 1  # Airflow's own example-DAG test allows at most one query per parse.

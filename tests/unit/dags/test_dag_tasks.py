@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,8 +43,10 @@ MOSTLY_GARBAGE = batch_name(date(2026, 3, 9))
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskStack]:
-    mlflow_uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, new_mlflow_db: Callable[[Path], str]
+) -> Iterator[TaskStack]:
+    mlflow_uri = new_mlflow_db(tmp_path_factory.mktemp("mlflow"))
     with moto_server() as endpoint, pytest.MonkeyPatch.context() as monkeypatch:
         point_airflow_env_at(monkeypatch, endpoint, BUCKET, mlflow_uri)
         s3 = s3_client(endpoint)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -40,24 +39,12 @@ def s3_settings(moto_endpoint: str) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
-def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, fully migrated MLflow sqlite store (creating one costs seconds; copying is instant)."""
-    import mlflow
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def mlflow_settings(tmp_path: Path, mlflow_template_db: Path) -> Settings:
+def mlflow_settings(tmp_path: Path, new_mlflow_db: Callable[[Path], str]) -> Settings:
     """Settings with a real MLflow tracking store (sqlite) and a local artifact root in tmp_path."""
     import mlflow
 
-    database = tmp_path / "mlflow.db"
-    shutil.copyfile(mlflow_template_db, database)
-    settings = make_settings(mlflow_tracking_uri=f"sqlite:///{database}")
+    settings = make_settings(mlflow_tracking_uri=new_mlflow_db(tmp_path))
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     client.create_experiment(
         settings.mlflow_experiment, artifact_location=(tmp_path / "artifacts").as_uri()

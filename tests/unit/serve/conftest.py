@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -19,9 +20,13 @@ def frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Iterator[Registry]:
+def registry(
+    tmp_path_factory: pytest.TempPathFactory,
+    frame: pd.DataFrame,
+    new_mlflow_db: Callable[[Path], str],
+) -> Iterator[Registry]:
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = new_mlflow_db(root)
     # The fixture's own fluent calls (set_experiment, log_model) need the global URI: set it for
     # this session only, leaving MLflow's global and $MLFLOW_TRACKING_URI as they were after.
     scope = _use_tracking_uri(uri)

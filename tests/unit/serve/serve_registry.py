@@ -86,6 +86,9 @@ def register_version(client: MlflowClient, frame: pd.DataFrame, max_iter: int) -
             name="model",
             signature=infer_signature(features, pipeline.predict(features)),
             skops_trusted_types=trusted,
+            # as mlpipe.registry logs them: MLflow would otherwise infer the requirements by
+            # importing the model in a subprocess (seconds per model)
+            pip_requirements=["scikit-learn", "skops", "pandas"],
             registered_model_name=MODEL_NAME,
         )
     versions = client.search_model_versions(f"run_id='{run.info.run_id}'")
