@@ -6,6 +6,7 @@ import glob
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import nox
@@ -171,6 +172,46 @@ def integration_compose(session: nox.Session) -> None:
     session.run(
         "pytest", "tests/integration", "-m", "integration", "--backend", "compose", *session.posargs
     )
+
+
+@nox.session(python=PYTHON, name="integration-all")
+def integration_all(session: nox.Session) -> None:
+    """Both integration tiers at once (local processes and Compose): on 2 cores, mostly waiting on
+    DAG runs, together they take the time of the longer one."""
+    install(session, groups=("test", "airflow", "k8s", "compose"))
+    session.run("python", "-m", "stackctl.compose.preflight")
+    suite = ["pytest", "tests/integration", "-m", "integration", *session.posargs]
+    tiers = {"local": suite, "compose": [*suite, "--backend", "compose"]}
+    run_together(session, commands=tiers)
+
+
+def run_together(session: nox.Session, *, commands: dict[str, list[str]]) -> None:
+    """Start every command at once in the session's venv, each writing reports/integration/<name>
+    /pytest.log; print each log when its command ends; fail naming the ones that failed."""
+    path = os.pathsep.join([session.bin, os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "VIRTUAL_ENV": str(session.virtualenv.location)}
+    running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    for name, command in commands.items():
+        log = Path("reports", "integration", name, "pytest.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            running[name] = (
+                subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env),
+                log,
+            )
+        session.log(f"{name}: {' '.join(command)} (log: {log})")
+    failed = []
+    while running:
+        for name, (process, log) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[name]
+            print(f"\n===== {name} (exit {process.returncode}): {log} =====\n{log.read_text()}")
+            if process.returncode != 0:
+                failed.append(name)
+        time.sleep(2)
+    if failed:
+        session.error(f"integration tier failed on {', '.join(failed)}: see the logs above")
 
 
 @nox.session(python=PYTHON, name="integration-kind")
