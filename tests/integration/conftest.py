@@ -52,6 +52,8 @@ STATE_ROOT = REPO_ROOT / ".stack" / "integration"
 BACKENDS = ("local", "compose", "kind", "eks")
 # backends whose stack runs on this machine: free host ports, a clean start, no first training
 ON_THIS_MACHINE = ("local", "compose")
+# backends whose `up` builds the project images
+IMAGE_BUILDING_BACKENDS = ("compose", "kind")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -198,8 +200,14 @@ def endpoints(stack: Stack) -> Endpoints:
 
 @pytest.fixture(scope="session")
 def docker_client(stack: Stack) -> Any:
-    """The Docker engine, once the session's stack is up (the compose backend builds the images
-    the image tests run); skips, with the fix, where none answers."""
+    """The Docker engine, once the session's stack is up, in the tiers whose backend builds the
+    images the image tests run (elsewhere they would test whatever images happen to be there);
+    skips, with the fix, where none answers."""
+    if stack.backend_name not in IMAGE_BUILDING_BACKENDS:
+        pytest.skip(
+            f"the image tests run in the tiers that build the images "
+            f"({', '.join(IMAGE_BUILDING_BACKENDS)}); this run: {stack.backend_name}"
+        )
     docker = pytest.importorskip("docker", reason="the docker SDK is in the compose group")
     try:
         client = docker.from_env()
