@@ -189,8 +189,9 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         return
     started = time.monotonic()
     running.stop()
-    tier_timings(config).phase("tear-down", time.monotonic() - started)
-    say(config, f"stack down in {time.monotonic() - started:.0f}s")
+    down_seconds = time.monotonic() - started
+    tier_timings(config).phase("tear-down", down_seconds)
+    say(config, f"stack down in {down_seconds:.0f}s")
 
 
 @pytest.fixture(scope="session")

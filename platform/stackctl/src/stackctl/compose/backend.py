@@ -333,7 +333,7 @@ class ComposeBackend:
             raise ComposeBackendError(f"First training run failed:\n{exc}") from None
         self._print_report(report)
         self._up_phases = {"images": report.image_seconds}
-        self._up_phases |= {row.name: row.seconds for row in report.services if row.seconds}
+        self._up_phases |= {r.name: r.seconds for r in report.services if r.seconds is not None}
         if report.training is not None:
             self._up_phases["train"] = report.training.seconds
         return report.endpoints
