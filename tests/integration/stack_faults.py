@@ -4,8 +4,6 @@ records; the compose backend's containers) and bring it back up the way the back
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 from typing import Any
 
 import psutil
@@ -23,23 +21,21 @@ class LocalFaults:
         return records
 
     def processes(self, component: str) -> list[psutil.Process]:
-        """Every live process of `component`: the recorded leaders and their marked descendants."""
-        from stackctl.local.supervisor import leader, marked_processes
+        """Every live process of `component`: the recorded leaders' sessions and descendants."""
+        from stackctl.local.supervisor import scan_processes, stack_processes
 
-        found: dict[int, psutil.Process] = {}
-        for record in self.records(component):
-            lead = leader(record)
-            for proc in [lead, *marked_processes(record)] if lead else marked_processes(record):
-                found[proc.pid] = proc
+        seen = scan_processes()
+        found = {
+            proc.pid: proc
+            for record in self.records(component)
+            for proc in stack_processes(record, seen)
+        }
         return list(found.values())
 
     def kill(self, component: str) -> list[int]:
         """SIGKILL (no clean shutdown: a crash) every process of `component`; their pids."""
         procs = self.processes(component)
         assert procs, f"{component} is not running"
-        for record in self.records(component):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(record.pid, signal.SIGKILL)
         for proc in procs:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from stackctl.local.supervisor import INSTANCE_ENV, leader, marked_processes
+from stackctl.local.supervisor import INSTANCE_ENV, scan_processes, stack_processes
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +38,8 @@ def test_stack_down_leaves_no_process_behind(stack: Any) -> None:
     local = stack.local()
     records = local.supervisor().records()
     assert records, "the stack has no recorded processes"
-    processes = {
-        proc.pid: proc
-        for record in records
-        for proc in [leader(record), *marked_processes(record)]
-        if proc is not None
-    }
+    seen = scan_processes()
+    processes = {proc.pid: proc for record in records for proc in stack_processes(record, seen)}
     instances = {record.instance for record in records}
     endpoints = stack.endpoints
     urls = [endpoints.s3_url, endpoints.mlflow_url, endpoints.airflow_url]
@@ -56,6 +52,11 @@ def test_stack_down_leaves_no_process_behind(stack: Any) -> None:
     _, alive = psutil.wait_procs(list(processes.values()), timeout=5)
     assert not alive, f"still running after down: {[(p.pid, p.name()) for p in alive]}"
     assert not instance_processes(instances), "descendants of the stack survived down"
+    # Processes started while the stack stopped (the LocalExecutor's fork server and workers, whose
+    # environment setproctitle overwrites) are in the leaders' sessions.
+    seen = scan_processes()
+    late = [proc for record in records for proc in stack_processes(record, seen)]
+    assert not late, f"started during down and left running: {[(p.pid, p.name()) for p in late]}"
     assert not [url for url in listening if port_open(url)], "ports still bound after down"
     assert not local.supervisor().records(), "pid files left behind"
 

@@ -71,19 +71,49 @@ def test_down_from_a_new_supervisor_leaves_no_process(tmp_path: Path) -> None:
     assert "started" in log_tail(tmp_path / "family.log").splitlines()  # output, not the header
 
 
+def wait_for_trap(log: Path) -> None:
+    """Wait for the line the shell prints once its trap is set. The log's first line is the
+    supervisor's header, which quotes the command ("echo ready"): matching "ready" anywhere let
+    SIGTERM land before the trap under load, and the shell then simply stopped."""
+    deadline = time.monotonic() + 10
+    while "ready" not in log_tail(log).splitlines() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "ready" in log_tail(log).splitlines(), "the shell never set its trap"
+
+
+def test_process_started_while_stopping_is_stopped_too(tmp_path: Path) -> None:
+    """What Airflow's LocalExecutor does on SIGTERM with a fork server: a new process, without
+    the markers (its environment rewritten), orphaned as its parent exits. It is in the session."""
+    supervisor = Supervisor(tmp_path / "pids", instance="test-instance-d")
+    late = "trap 'env -i sleep 300 & echo $! > late.pid; exit 0' TERM; echo ready; while :; do sleep 0.1; done"
+    record = supervisor.start(
+        "late",
+        "dummy",
+        ["sh", "-c", late],
+        env=dict(os.environ),
+        log=tmp_path / "l.log",
+        cwd=tmp_path,
+    )
+    wait_for_trap(tmp_path / "l.log")
+
+    report = Supervisor(tmp_path / "pids", instance="").stop_all(grace=5)[0]
+
+    late_pid = int((tmp_path / "late.pid").read_text())
+    assert report.outcome == "stopped"
+    alive = (
+        psutil.pid_exists(late_pid) and psutil.Process(late_pid).status() != psutil.STATUS_ZOMBIE
+    )
+    assert not alive, f"the process started during stop ({late_pid}) is still running"
+    assert not supervisor.is_running(record)
+
+
 def test_process_ignoring_sigterm_is_killed_and_reported(tmp_path: Path) -> None:
     supervisor = Supervisor(tmp_path / "pids", instance="test-instance-b")
     stubborn = "trap '' TERM; echo ready; while true; do sleep 0.1; done"
     record = supervisor.start(
         "stubborn", "dummy", ["sh", "-c", stubborn], env=dict(os.environ), log=tmp_path / "s.log"
     )
-    # Wait for the line the shell prints once the trap is set. The log's first line is the
-    # supervisor's header, which quotes the command ("echo ready"): matching "ready" anywhere
-    # let SIGTERM land before the trap under load, and the shell then simply stopped.
-    deadline = time.monotonic() + 10
-    while "ready" not in log_tail(tmp_path / "s.log").splitlines() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "ready" in log_tail(tmp_path / "s.log").splitlines(), "the shell never set its trap"
+    wait_for_trap(tmp_path / "s.log")
 
     report = supervisor.stop(record, grace=1)
 

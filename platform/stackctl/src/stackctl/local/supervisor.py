@@ -3,7 +3,11 @@
 Each process is a session (and process-group) leader, logs to its own file, and gets a pid file
 that records its pid *and* start time, plus two marker variables in its environment that every
 descendant inherits. `stop` only signals a pid whose start time still matches (so a reused pid is
-never killed), and finds descendants that left the group through the markers.
+never killed). It finds the descendants two ways: by session id (the kernel keeps a session's id
+from being reused while any member lives, and members that changed process group or lost their
+environment to setproctitle stay in it), and by the markers (those that called setsid). It scans
+again until nothing is left, so a process started while the stack shuts down (Airflow's
+LocalExecutor restarts its multiprocessing fork server, which forks a fresh worker) is stopped too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from pydantic import BaseModel, ConfigDict
 INSTANCE_ENV = "STACKCTL_INSTANCE"
 PROCESS_ENV = "STACKCTL_PROCESS"
 CREATE_TIME_TOLERANCE_SECONDS = 0.05
+# How often `stop` looks again for what is left (and for processes started meanwhile).
+RESCAN_SECONDS = 0.2
+SIGKILL_WAIT_SECONDS = 5.0
 
 
 class ProcessRecord(BaseModel):
@@ -46,16 +53,19 @@ class StopReport:
 
     name: str
     pid: int
-    outcome: str  # stopped | killed | not running | pid reused (left alone)
+    outcome: str  # stopped | killed | not running | pid reused (left alone) | survived SIGKILL
     killed: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
 
+def _same_start(proc: psutil.Process, record: ProcessRecord) -> bool:
+    drift = abs(float(proc.create_time()) - record.create_time)
+    return drift < CREATE_TIME_TOLERANCE_SECONDS
+
+
 def _matches(proc: psutil.Process, record: ProcessRecord) -> bool:
     try:
-        alive: bool = proc.status() != psutil.STATUS_ZOMBIE
-        drift = abs(float(proc.create_time()) - record.create_time)
-        return alive and drift < CREATE_TIME_TOLERANCE_SECONDS
+        return proc.status() != psutil.STATUS_ZOMBIE and _same_start(proc, record)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -69,30 +79,70 @@ def leader(record: ProcessRecord) -> psutil.Process | None:
     return proc if _matches(proc, record) else None
 
 
-def marked_processes(record: ProcessRecord) -> list[psutil.Process]:
-    """Live processes that inherited this record's markers (the leader's descendants)."""
-    found: list[psutil.Process] = []
+def _pid_reused(record: ProcessRecord) -> bool:
+    """True when the recorded pid now names another process (a zombie of ours is not reuse)."""
+    try:
+        return not _same_start(psutil.Process(record.pid), record)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+@dataclass(frozen=True)
+class SeenProcess:
+    """One live process as a scan saw it: its session id and stack markers."""
+
+    proc: psutil.Process
+    session: int
+    instance: str | None
+    name: str | None
+
+
+def scan_processes() -> list[SeenProcess]:
+    """Every live process but this one, with what `stop` needs to know whose it is."""
+    seen: list[SeenProcess] = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
             continue
         try:
-            env = proc.environ()
-            if (
-                env.get(INSTANCE_ENV) == record.instance
-                and env.get(PROCESS_ENV) == record.name
-                and proc.status() != psutil.STATUS_ZOMBIE
-            ):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            session = os.getsid(proc.pid)
+        except (psutil.Error, OSError):
             continue
-    return found
+        try:
+            env = proc.environ()
+        except (psutil.Error, OSError):  # exited meanwhile, or a kernel thread
+            env = {}
+        seen.append(SeenProcess(proc, session, env.get(INSTANCE_ENV), env.get(PROCESS_ENV)))
+    return seen
 
 
-def _signal_all(procs: Iterable[psutil.Process], record: ProcessRecord, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        # The group id is the leader's pid: only signal it while the leader is verified ours.
-        if leader(record) is not None:
-            os.killpg(record.pid, sig)
+def marked_processes(
+    record: ProcessRecord, seen: list[SeenProcess] | None = None
+) -> list[psutil.Process]:
+    """Live processes that inherited this record's markers (descendants that kept them)."""
+    return [
+        item.proc
+        for item in (scan_processes() if seen is None else seen)
+        if item.instance == record.instance and item.name == record.name
+    ]
+
+
+def stack_processes(
+    record: ProcessRecord, seen: list[SeenProcess] | None = None
+) -> list[psutil.Process]:
+    """Everything `stop` must end for this record: its session and every marked process."""
+    seen = scan_processes() if seen is None else seen
+    # While any member of the session lives, the kernel does not hand its id to a new process:
+    # so unless the pid names another process now, every process in that session is ours.
+    session = [] if _pid_reused(record) else [i.proc for i in seen if i.session == record.pid]
+    by_pid = {proc.pid: proc for proc in [*session, *marked_processes(record, seen)]}
+    return list(by_pid.values())
+
+
+def _signal_all(procs: Iterable[psutil.Process], sig: int) -> None:
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             proc.send_signal(sig)
@@ -183,45 +233,45 @@ class Supervisor:
     def stop_many(
         self, records: Sequence[ProcessRecord], *, grace: float = 15.0
     ) -> list[StopReport]:
-        """Signal all `records` at once, wait for them together, then SIGKILL what is left."""
+        """Signal all `records` at once and wait for them together, signalling any process that
+        joins them meanwhile; SIGKILL what is left after `grace`."""
         started = time.monotonic()
-        targets: dict[str, list[psutil.Process]] = {}
         reports: dict[str, StopReport] = {}
+        pending: dict[str, ProcessRecord] = {}
+        seen = scan_processes()
         for record in records:
-            lead = leader(record)
-            procs = marked_processes(record)
-            if lead is not None and all(p.pid != lead.pid for p in procs):
-                procs.append(lead)
-            if lead is None and not procs:
-                reused = psutil.pid_exists(record.pid) and record.name not in self._children
+            if stack_processes(record, seen):
+                pending[record.name] = record
+            else:
+                reused = _pid_reused(record) and record.name not in self._children
                 outcome = "pid reused (left alone)" if reused else "not running"
                 reports[record.name] = StopReport(record.name, record.pid, outcome)
-                continue
-            targets[record.name] = procs
-            _signal_all(procs, record, record.stop_signal)
-        by_name = {record.name: record for record in records}
-        gone_at: dict[int, float] = {}
-
-        def on_exit(proc: psutil.Process) -> None:
-            gone_at[proc.pid] = time.monotonic()
-
-        everything = [p for procs in targets.values() for p in procs]
-        _, alive = psutil.wait_procs(everything, timeout=grace, callback=on_exit)
-        survivors = {p.pid for p in alive}
-        for name, procs in targets.items():
-            left = [p for p in procs if p.pid in survivors]
-            record = by_name[name]
-            if left:
-                _signal_all(left, record, signal.SIGKILL)
-                psutil.wait_procs(left, timeout=5, callback=on_exit)
-            ended = max((gone_at.get(p.pid, time.monotonic()) for p in procs), default=started)
-            reports[name] = StopReport(
-                name,
-                record.pid,
-                "killed" if left else "stopped",
-                killed=sorted(p.pid for p in left),
-                seconds=ended - started,
-            )
+        signalled: dict[str, set[int]] = {name: set() for name in pending}
+        killed: dict[str, set[int]] = {name: set() for name in pending}
+        while pending:
+            waiting: list[psutil.Process] = []
+            elapsed = time.monotonic() - started
+            seen = scan_processes()
+            for name, record in list(pending.items()):
+                procs = stack_processes(record, seen)
+                if not procs or elapsed > grace + SIGKILL_WAIT_SECONDS:
+                    outcome = "stopped" if not killed[name] else "killed"
+                    if procs:
+                        outcome = f"survived SIGKILL: {sorted(p.pid for p in procs)}"
+                    reports[name] = StopReport(
+                        name, record.pid, outcome, killed=sorted(killed[name]), seconds=elapsed
+                    )
+                    del pending[name]
+                elif elapsed <= grace:
+                    new = [proc for proc in procs if proc.pid not in signalled[name]]
+                    _signal_all(new, record.stop_signal)
+                    signalled[name].update(proc.pid for proc in new)
+                else:
+                    _signal_all(procs, signal.SIGKILL)
+                    killed[name].update(proc.pid for proc in procs)
+                waiting += procs
+            if pending:
+                psutil.wait_procs(waiting, timeout=RESCAN_SECONDS)
         for record in records:
             child = self._children.pop(record.name, None)
             if child is not None:
