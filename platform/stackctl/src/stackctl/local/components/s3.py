@@ -6,6 +6,7 @@ import json
 import signal
 from typing import Any
 
+import httpx
 from botocore.exceptions import ClientError
 
 from stackcontract import s3 as contract_s3
@@ -13,7 +14,7 @@ from stackcontract.private import write_private
 from stackctl.local.components.base import VENV_BIN, Component, Launch, Status, base_env
 from stackctl.local.context import HOST, RunContext, which
 from stackctl.local.ports import PortClaim
-from stackctl.local.readiness import StartupError, http_ok
+from stackctl.local.readiness import Check, StartupError, http_ok
 
 S3_ACTIONS = ["Admin", "Read", "Write", "List", "Tagging"]
 MINIO_MISSING = (
@@ -41,6 +42,21 @@ def s3_answers(ctx: RunContext) -> str | None:
     """Ready when an authenticated ListBuckets succeeds (proves the identities are loaded)."""
     s3_client(ctx).list_buckets()
     return None
+
+
+def volume_server_registered(master: str) -> Check:
+    """A check that passes once a volume server has reported its volumes to the master: until
+    then the S3 API answers but every read of an existing object fails ("volume N not found")."""
+
+    def check() -> str | None:
+        topology = httpx.get(f"{master}/dir/status", timeout=3).json().get("Topology") or {}
+        for center in topology.get("DataCenters") or []:
+            for rack in center.get("Racks") or []:
+                if rack.get("DataNodes"):
+                    return None
+        return "waiting for the volume server to register with the master"
+
+    return check
 
 
 def seaweedfs_identities(access_key: str, secret_key: str) -> dict[str, Any]:
@@ -130,9 +146,12 @@ class SeaweedFS(Component):
         status("starting weed server")
         # SIGINT and SIGTERM behave the same; weed's filer waits up to 15 s for gRPC streams.
         self.spawn(ctx, launch.argv, env=launch.env, stop_signal=signal.SIGTERM)
-        master = ctx.url(ctx.config.ports.seaweed_master_port) + launch.health[0]
-        master_healthy = http_ok(master)
-        self.wait(ctx, lambda: master_healthy() or s3_answers(ctx), status, budget=None)
+        master = ctx.url(ctx.config.ports.seaweed_master_port)
+        master_healthy = http_ok(master + launch.health[0])
+        registered = volume_server_registered(master)
+        self.wait(
+            ctx, lambda: master_healthy() or registered() or s3_answers(ctx), status, budget=None
+        )
 
 
 def seaweedfs_jwt_env(key: str) -> dict[str, str]:
