@@ -96,10 +96,12 @@ def test_process_started_while_stopping_is_stopped_too(tmp_path: Path) -> None:
     )
     wait_for_trap(tmp_path / "l.log")
 
-    report = Supervisor(tmp_path / "pids", instance="").stop_all(grace=5)[0]
+    report = Supervisor(tmp_path / "pids", instance="").stop_all(grace=2)[0]
 
     late_pid = int((tmp_path / "late.pid").read_text())
-    assert report.outcome == "stopped"
+    # "killed" when SIGTERM reached the forked child before it dropped the shell's trap (the
+    # trap swallows it, then the child execs sleep): stop SIGKILLs what outlives the grace.
+    assert report.outcome in {"stopped", "killed"}
     alive = (
         psutil.pid_exists(late_pid) and psutil.Process(late_pid).status() != psutil.STATUS_ZOMBIE
     )
