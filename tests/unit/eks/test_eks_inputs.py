@@ -16,6 +16,7 @@ from stackctl.eks.inputs import (
     eks_settings,
     live_secret_values,
     prepared_overlay,
+    release_secrets,
 )
 from stackctl.eks.render import ObjectRef, parse_objects, redact_secrets, without_secrets
 
@@ -90,6 +91,21 @@ def test_the_newest_live_secret_is_reused() -> None:
     ]
     assert live_secret_values(secrets) == {"AIRFLOW_DB_PASSWORD": "current"}
     assert live_secret_values([]) is None
+
+
+def test_a_release_keeps_every_live_credential_and_adds_the_new_keys() -> None:
+    """A release that reads a key added since the last one (MLflow's user, say) must not deploy
+    pods whose secretKeyRef is missing, nor rotate what the running stack uses."""
+    live = {"AIRFLOW_DB_PASSWORD": "running", "MODEL_SERVER_RELOAD_TOKEN": "kept"}
+    fresh = {
+        "AIRFLOW_DB_PASSWORD": "new",
+        "MODEL_SERVER_RELOAD_TOKEN": "new",
+        "MLFLOW_TRACKING_PASSWORD": "generated",
+    }
+    secrets, added = release_secrets(live, fresh)
+    assert secrets == {**live, "MLFLOW_TRACKING_PASSWORD": "generated"}
+    assert added == ["MLFLOW_TRACKING_PASSWORD"]
+    assert release_secrets(None, fresh) == (fresh, [])
 
 
 def test_live_secrets_are_listed_through_kubectl() -> None:

@@ -34,6 +34,7 @@ from stackctl.eks.inputs import (
     fresh_secrets,
     live_secret_values,
     overlay_namespace,
+    release_secrets,
 )
 from stackctl.eks.kubectl import Kubectl
 from stackctl.eks.release import ReleaseRecordError
@@ -186,7 +187,9 @@ def deploy_inputs(
             if dry_run
             else "secrets.env: no live stack-secrets Secret, so fresh credentials (first deploy)"
         )
-    secrets = live if live is not None else fresh_secrets(target.repo_root)
+    secrets, added = release_secrets(live, fresh_secrets(target.repo_root))
+    if added:
+        notes.append(f"secrets.env: generated {', '.join(added)} (not in the live Secret)")
     return DeployInputs({"eks.env": eks_env, "secrets.env": secrets}, tuple(notes))
 
 

@@ -99,6 +99,17 @@ def fresh_secrets(repo_root: Path) -> dict[str, str]:
     return values
 
 
+def release_secrets(
+    live: Mapping[str, str] | None, fresh: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The Secret a release deploys, and the keys generated for it: every value the cluster has
+    is kept (a redeploy never rotates a running stack's credentials); a key the release reads
+    that the live Secret lacks (added since the last release) is taken from `fresh`."""
+    if live is None:
+        return dict(fresh), []
+    return {**fresh, **live}, sorted(set(fresh) - set(live))
+
+
 def live_secret_values(secrets: list[dict[str, Any]]) -> dict[str, str] | None:
     """The values of the newest `stack-secrets-<hash>` Secret, if the cluster has one."""
     ours = [s for s in secrets if str(s["metadata"]["name"]).startswith(SECRET_PREFIX)]
