@@ -60,6 +60,8 @@ def mlflow_environment(endpoints: Endpoints) -> dict[str, str]:
         # store by its in-network address (http://s3:8333 on Compose and Kubernetes), which a
         # client on the host cannot resolve.
         "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+        # MLflow's auth app: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD
+        **endpoints.mlflow_client_env(),
     }
 
 

@@ -97,7 +97,9 @@ def panel_traffic(
         for _ in range(5):
             assert server.post("/predict", json={"instances": [ONE_DIAMOND]}).status_code == 200
         assert server.post("/predict", json={"instances": [{"carat": -1}]}).status_code == 422
-    with httpx.Client(base_url=endpoints.mlflow_url, timeout=30) as mlflow:
+    with httpx.Client(
+        base_url=endpoints.mlflow_url, auth=endpoints.mlflow_auth(), timeout=30
+    ) as mlflow:
         mlflow.get("/api/2.0/mlflow/experiments/search", params={"max_results": 5})
     s3.list_objects_v2(Bucket=endpoints.s3_bucket, MaxKeys=5)
     # Two scrapes after the traffic, so rate() and histogram_quantile() see it.

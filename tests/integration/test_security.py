@@ -1,7 +1,7 @@
 """State-changing endpoints of a running stack refuse callers without credentials and accept the
 ones the stack generated: the S3 API, Airflow's REST API, the model server's /reload, the
-Pushgateway (basic auth locally), SeaweedFS's filer and volume ports (JWT) and Prometheus'
-lifecycle API (off). MLflow is not protected yet (README, Security)."""
+Pushgateway (basic auth locally), SeaweedFS's filer and volume ports (JWT), Prometheus'
+lifecycle API (off) and MLflow's REST API and artifact proxy (its basic-auth app)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from stackcontract.airflow_api import AirflowClient
 from stackcontract.endpoints import Endpoints
 
 PROBE_KEY = "security-probe/unsigned.txt"
+PROBE_EXPERIMENT = "security-probe"
+PROBE_ALIAS = "security-probe"
+# Callers MLflow's auth app must turn away: no credentials, and its user with a wrong password.
+ANONYMOUS = pytest.mark.parametrize("who", ["no credentials", "wrong password"])
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +126,92 @@ def test_seaweedfs_own_ports_refuse_unsigned_reads_and_writes(
         assert body == b"signed"  # the S3 API, signed, still reads and writes
     finally:
         s3.delete_object(Bucket=endpoints.s3_bucket, Key=PROBE_KEY)
+
+
+def mlflow_caller(endpoints: Endpoints, who: str) -> httpx.Client:
+    """An HTTP client of the stack's MLflow as `who`: anonymous, a wrong password or its user."""
+    auth = endpoints.mlflow_auth()
+    if auth is None:
+        pytest.fail(f"the {endpoints.backend} stack reports no MLflow user: its MLflow is open")
+    credentials = {"no credentials": None, "wrong password": (auth[0], "not-the-password")}
+    return httpx.Client(
+        base_url=f"{endpoints.mlflow_url}/api/2.0", auth=credentials.get(who, auth), timeout=60
+    )
+
+
+@ANONYMOUS
+def test_mlflow_refuses_experiment_writes_without_its_user(endpoints: Endpoints, who: str) -> None:
+    with mlflow_caller(endpoints, who) as mlflow:
+        created = mlflow.post("/mlflow/experiments/create", json={"name": PROBE_EXPERIMENT})
+        assert created.status_code == 401, created.text
+        listed = mlflow.post("/mlflow/experiments/search", json={"max_results": 1})
+        assert listed.status_code == 401, listed.text  # reads need the user too
+    assert httpx.get(f"{endpoints.mlflow_url}/health", timeout=30).status_code == 200
+
+
+def test_mlflow_takes_experiment_writes_from_its_user(endpoints: Endpoints) -> None:
+    with mlflow_caller(endpoints, "the stack's user") as mlflow:
+        found = mlflow.get(
+            "/mlflow/experiments/get-by-name", params={"experiment_name": PROBE_EXPERIMENT}
+        )
+        if found.status_code == 200:  # left by an earlier run on a kept stack
+            experiment_id = found.json()["experiment"]["experiment_id"]
+            mlflow.post("/mlflow/experiments/restore", json={"experiment_id": experiment_id})
+        else:
+            created = mlflow.post("/mlflow/experiments/create", json={"name": PROBE_EXPERIMENT})
+            assert created.status_code == 200, created.text
+            experiment_id = created.json()["experiment_id"]
+        deleted = mlflow.post("/mlflow/experiments/delete", json={"experiment_id": experiment_id})
+        assert deleted.status_code == 200, deleted.text
+
+
+@ANONYMOUS
+def test_mlflow_refuses_to_move_an_alias_without_its_user(
+    endpoints: Endpoints, first_training: Any, registry: Any, who: str
+) -> None:
+    """Nobody without the user moves (or removes) @champion: the served model stays put."""
+    alias = {"name": endpoints.model_name, "alias": "champion", "version": "1"}
+    with mlflow_caller(endpoints, who) as mlflow:
+        moved = mlflow.post("/mlflow/registered-models/alias", json=alias)
+        assert moved.status_code == 401, moved.text
+        removed = mlflow.request("DELETE", "/mlflow/registered-models/alias", json=alias)
+        assert removed.status_code == 401, removed.text
+    champion = registry.get_model_version_by_alias(endpoints.model_name, "champion")
+    assert champion.version == str(first_training.version)
+
+
+def test_mlflow_takes_an_alias_from_its_user(
+    endpoints: Endpoints, first_training: Any, registry: Any
+) -> None:
+    alias = {
+        "name": endpoints.model_name,
+        "alias": PROBE_ALIAS,
+        "version": str(first_training.version),
+    }
+    with mlflow_caller(endpoints, "the stack's user") as mlflow:
+        assert mlflow.post("/mlflow/registered-models/alias", json=alias).status_code == 200
+        probe = registry.get_model_version_by_alias(endpoints.model_name, PROBE_ALIAS)
+        assert probe.version == str(first_training.version)
+        removed = mlflow.request("DELETE", "/mlflow/registered-models/alias", json=alias)
+        assert removed.status_code == 200, removed.text
+
+
+@ANONYMOUS
+def test_mlflow_artifact_proxy_refuses_writes_without_its_user(
+    endpoints: Endpoints, who: str
+) -> None:
+    """The proxy writes into the bucket with the server's S3 keys: without the user, nothing."""
+    with mlflow_caller(endpoints, who) as mlflow:
+        path = f"/mlflow-artifacts/artifacts/{PROBE_KEY}"
+        assert mlflow.put(path, content=b"forged").status_code == 401
+        assert mlflow.delete(path).status_code == 401
+
+
+def test_mlflow_artifact_proxy_takes_writes_from_its_user(endpoints: Endpoints, s3: Any) -> None:
+    with mlflow_caller(endpoints, "the stack's user") as mlflow:
+        path = f"/mlflow-artifacts/artifacts/{PROBE_KEY}"
+        try:
+            assert mlflow.put(path, content=b"through the proxy").status_code == 200
+            assert mlflow.get(path).content == b"through the proxy"
+        finally:
+            assert mlflow.delete(path).status_code == 200

@@ -1,9 +1,11 @@
 """Control-plane load profile, at a low rate: Airflow REST API v2 (list, read, a capped number of
 triggers) and MLflow search. Hosts and credentials come from the environment the runner sets
-from the backend's endpoints: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, MLFLOW_URL."""
+from the backend's endpoints: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, MLFLOW_URL and
+MLflow's basic-auth user, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD."""
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 
@@ -66,17 +68,31 @@ class AirflowApiClient(FastHttpUser):
         )
 
 
+def mlflow_headers() -> dict[str, str]:
+    """Basic auth for MLflow's auth app, when the stack runs it."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not user or not password:
+        return {}
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 class MlflowApiClient(FastHttpUser):
     """A client searching MLflow runs and registered models. Locust's --host (the profile's
     target, Airflow) applies to every user class, so MLflow is addressed by absolute URL."""
 
     wait_time = between(1.0, 2.0)
 
+    def on_start(self) -> None:
+        self.headers = mlflow_headers()
+
     @task(2)
     def search_runs(self) -> None:
         self.client.post(
             f"{MLFLOW_URL}/api/2.0/mlflow/experiments/search",
             json={"max_results": 10},
+            headers=self.headers,
             name="mlflow: search experiments",
         )
 
@@ -84,6 +100,7 @@ class MlflowApiClient(FastHttpUser):
     def search_models(self) -> None:
         self.client.get(
             f"{MLFLOW_URL}/api/2.0/mlflow/registered-models/search?max_results=10",
+            headers=self.headers,
             name="mlflow: search models",
         )
 
@@ -91,5 +108,6 @@ class MlflowApiClient(FastHttpUser):
     def model_versions(self) -> None:
         self.client.get(
             f"{MLFLOW_URL}/api/2.0/mlflow/model-versions/search?max_results=20",
+            headers=self.headers,
             name="mlflow: search versions",
         )

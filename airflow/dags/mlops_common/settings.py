@@ -4,7 +4,8 @@ Called inside tasks at RUN time only: `Connection.get` / `Variable.get` may reac
 secrets backend, which must never happen while the DAG processor parses a file.
 
 Contract (team brief): `AIRFLOW_CONN_MLOPS_S3` (aws: login/password = keys, extra.endpoint_url,
-extra.region_name), `AIRFLOW_CONN_MLOPS_MLFLOW`, `AIRFLOW_CONN_MLOPS_MODEL_SERVER`,
+extra.region_name), `AIRFLOW_CONN_MLOPS_MLFLOW` (http: schema/host/port, login/password = the
+tracking server's basic-auth user), `AIRFLOW_CONN_MLOPS_MODEL_SERVER`,
 `AIRFLOW_CONN_MLOPS_PUSHGATEWAY` (http: schema/host/port), and one `AIRFLOW_VAR_<KEY>` per key of
 platform/config/stack.env (variable key = key lower-cased). Every connection is optional: without
 it the plain environment (and stack.env defaults) still apply, so a run on AWS with IAM roles works.
@@ -33,6 +34,8 @@ _FROM_CONNECTIONS = frozenset(
         "aws_access_key_id",
         "aws_secret_access_key",
         "mlflow_tracking_uri",
+        "mlflow_tracking_username",
+        "mlflow_tracking_password",
         "mlflow_s3_endpoint_url",
         "model_server_url",
         "pushgateway_url",
@@ -107,6 +110,10 @@ def airflow_env() -> dict[str, str]:
         url = service_url(conn_id)
         if url is not None:
             env[key] = url
+    mlflow = get_connection(MLFLOW_CONN_ID)
+    if mlflow is not None and mlflow.login and mlflow.password:
+        env["MLFLOW_TRACKING_USERNAME"] = str(mlflow.login)
+        env["MLFLOW_TRACKING_PASSWORD"] = str(mlflow.password)
     return env
 
 

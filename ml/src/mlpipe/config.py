@@ -15,7 +15,8 @@ Public API (stable, other engineers import it):
   1): gradient boosting with spinning OpenMP threads on a shared, oversubscribed 2-core machine was
   measured 20-80x slower than single-threaded.
 - ``mlflow_env(settings) -> dict``: the S3 endpoint and credentials in the variables MLflow's
-  artifact client reads (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``).
+  artifact client reads (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``), and the tracking server's user
+  as its REST client reads it (``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``).
 - ``mlflow_environment(settings)``: context manager adding those to ``os.environ`` for the block
   only (variables already set win); ``export_mlflow_env(settings)`` adds them for good, for a
   process's entry point (the model server, an Airflow task). Never called at import.
@@ -29,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from stackcontract import envfile, repo, s3
 from stackcontract.errors import ConfigError
@@ -69,6 +70,9 @@ class Settings(BaseModel):
     s3_prefix_features: str
     s3_prefix_monitoring: str
     mlflow_tracking_uri: str | None = None
+    # The tracking server's basic-auth user (the stack's MLflow runs its auth app).
+    mlflow_tracking_username: str | None = None
+    mlflow_tracking_password: SecretStr | None = None
     mlflow_s3_endpoint_url: str | None = None
     mlflow_experiment: str
     model_name: str
@@ -160,8 +164,12 @@ def s3_client(settings: Settings) -> S3Client:
 
 
 def mlflow_env(settings: Settings) -> dict[str, str]:
-    """The S3 endpoint and credentials, named as MLflow's artifact store client reads them."""
+    """The S3 endpoint and credentials, named as MLflow's artifact store client reads them, and
+    the tracking server's user, named as MLflow's REST client reads it."""
     values: dict[str, str] = {}
+    if settings.mlflow_tracking_username and settings.mlflow_tracking_password:
+        values["MLFLOW_TRACKING_USERNAME"] = settings.mlflow_tracking_username
+        values["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_tracking_password.get_secret_value()
     endpoint = settings.mlflow_s3_endpoint_url or settings.s3_endpoint_url
     if endpoint:
         values["MLFLOW_S3_ENDPOINT_URL"] = endpoint

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stackcontract.envfile import write_env_file
 from stackcontract.settings import load_config
 from stackctl.compose import ComposeBackend
 from stackctl.compose.backend import ComposeBackendError
@@ -41,6 +42,27 @@ def test_credentials_are_generated_once_and_private(backend: ComposeBackend) -> 
     for key in ("AIRFLOW_DB_PASSWORD", "AIRFLOW_CONN_MLOPS_S3", "SEAWEEDFS_JWT_KEY"):
         assert first[key]
     assert first["PUSHGATEWAY_PASSWORD"] not in first["AIRFLOW_API_SECRET_KEY"]
+    mlflow = json.loads(first["AIRFLOW_CONN_MLOPS_MLFLOW"])
+    assert (mlflow["host"], mlflow["port"]) == ("mlflow", 5000)
+    assert (mlflow["login"], mlflow["password"]) == (
+        first["MLFLOW_TRACKING_USERNAME"],
+        first["MLFLOW_TRACKING_PASSWORD"],
+    )
+
+
+def test_a_credential_added_since_the_stack_was_made_is_generated_and_kept(
+    backend: ComposeBackend,
+) -> None:
+    """A stack kept from an older stackctl lacks the newer keys: they are added, the rest kept."""
+    first = backend.secrets()
+    older = {key: value for key, value in first.items() if not key.startswith("MLFLOW_TRACKING")}
+    write_env_file(backend.secrets_file, older)
+    upgraded = backend.secrets()
+    assert {key: upgraded[key] for key in older} == older
+    assert upgraded["MLFLOW_TRACKING_USERNAME"] == "stack-admin"
+    assert upgraded["MLFLOW_TRACKING_PASSWORD"] != first["MLFLOW_TRACKING_PASSWORD"]
+    assert backend.secrets() == upgraded, "written back: the same on the next call"
+    assert mode(backend.secrets_file) == 0o600
 
 
 def test_mounted_credentials_are_readable_only_by_their_container_user(
@@ -61,6 +83,11 @@ def test_mounted_credentials_are_readable_only_by_their_container_user(
     scrape = Path(compose.variables["STACK_PROMETHEUS_CONFIG"]).read_text()
     assert "model-server:8000" in scrape
     assert "/run/secrets/pushgateway-password" in scrape
+    assert "/run/secrets/mlflow-password" in scrape
+    mlflow_password = Path(compose.variables["STACK_MLFLOW_PASSWORD_FILE"])
+    assert mlflow_password.read_text() == backend.secrets()["MLFLOW_TRACKING_PASSWORD"]
+    if os.geteuid() == 0:
+        assert (mlflow_password.stat().st_uid, mode(mlflow_password)) == (65534, 0o600)
     variables = Path(compose.variables["STACK_AIRFLOW_VARIABLES_ENV"]).read_text()
     assert "AIRFLOW_VAR_S3_BUCKET=mlops" in variables
 

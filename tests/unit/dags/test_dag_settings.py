@@ -62,3 +62,29 @@ def test_s3_connection_maps_to_endpoint_keys_and_region(monkeypatch: pytest.Monk
         "secret-value",
     )
     assert env["S3_REGION"] == "eu-west-1"
+
+
+def test_mlflow_connection_login_is_the_tracking_servers_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tasks' MLflow client authenticates with the connection's login and password."""
+    from mlops_common.settings import airflow_env
+
+    from mlpipe.config import load_settings, mlflow_env
+
+    connection = {"conn_type": "http", "host": "mlflow", "port": 5000, "schema": "http"}
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_MLFLOW", json.dumps(connection))
+    assert "MLFLOW_TRACKING_PASSWORD" not in airflow_env()
+
+    connection |= {"login": "stack-admin", "password": "s3cret"}
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_MLFLOW", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_VAR_MLFLOW_TRACKING_PASSWORD", "from-a-variable")
+    env = airflow_env()
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]) == (
+        "stack-admin",
+        "s3cret",
+    )
+    exported = mlflow_env(load_settings(env=env))
+    assert exported["MLFLOW_TRACKING_USERNAME"] == "stack-admin"
+    assert exported["MLFLOW_TRACKING_PASSWORD"] == "s3cret"

@@ -37,6 +37,8 @@ OBJECTS = [
         "data": {
             "AIRFLOW_ADMIN_PASSWORD": base64.b64encode(b"s3cret").decode(),
             "MODEL_SERVER_RELOAD_TOKEN": base64.b64encode(b"t0ken").decode(),
+            "MLFLOW_TRACKING_USERNAME": base64.b64encode(b"stack-admin").decode(),
+            "MLFLOW_TRACKING_PASSWORD": base64.b64encode(b"mlfl0w").decode(),
         },
     },
 ]
@@ -118,6 +120,7 @@ def test_endpoints(request):
     data = json.load(open(request.config.getoption("--stack-endpoints")))
     assert data["backend"] == "eks"
     assert data["airflow_password"] == "s3cret"
+    assert (data["mlflow_username"], data["mlflow_password"]) == ("stack-admin", "mlfl0w")
     assert data["model_server_url"].startswith("http://127.0.0.1:40")
     assert len({data["model_server_url"], data["mlflow_url"], data["airflow_url"]}) == 3
     assert data["s3_bucket"] == "b" and data["model_name"] == "m"

@@ -369,6 +369,7 @@ def test_no_mount_inside_a_configmap_mount(rendered: dict[str, Objects], overlay
     mounts = nested["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     next(m for m in mounts if m["name"] == "config")["mountPath"] = "/etc/prometheus"
     assert nested_readonly_mounts([nested]) == [
-        "Deployment/mlops/prometheus container prometheus: /etc/prometheus/rules is inside the "
-        "ConfigMap/Secret mount /etc/prometheus/"
+        f"Deployment/mlops/prometheus container prometheus: /etc/prometheus/{inner} is inside "
+        "the ConfigMap/Secret mount /etc/prometheus/"
+        for inner in ("rules", "mlflow")
     ]

@@ -41,6 +41,9 @@ def test_connections_follow_the_contract(fake_repo: Path) -> None:
         "host": "127.0.0.1",
         "port": 5055,
         "schema": "http",
+        # MLflow's auth app: the tasks log in as the stack's MLflow user
+        "login": "stack-admin",
+        "password": ctx.credentials.mlflow_password.get_secret_value(),
     }
     assert (
         json.loads(env["AIRFLOW_CONN_MLOPS_PUSHGATEWAY"])["port"]

@@ -47,6 +47,23 @@ def test_every_service_is_scraped_at_its_port() -> None:
     }
 
 
+def test_mlflow_is_scraped_as_the_stacks_mlflow_user(tmp_path: Path) -> None:
+    """MLflow's auth app guards /metrics too: without the user the target would be down (401)."""
+    assert "basic_auth" not in jobs(config())["mlflow"]
+    generated = prometheus_config(
+        model_server="127.0.0.1:8000",
+        mlflow="127.0.0.1:5000",
+        s3_metrics=None,
+        pushgateway=None,
+        mlflow_auth=("stack-admin", tmp_path / "mlflow-password"),
+    )
+    assert jobs(generated)["mlflow"]["basic_auth"] == {
+        "username": "stack-admin",
+        "password_file": str(tmp_path / "mlflow-password"),
+    }
+    assert "basic_auth" not in jobs(generated)["model-server"]
+
+
 def test_pushgateway_keeps_the_pushed_job_label() -> None:
     assert jobs(config())["pushgateway"]["honor_labels"] is True
 

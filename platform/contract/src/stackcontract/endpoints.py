@@ -29,6 +29,9 @@ class Endpoints(BaseModel):
     s3_secret_key: SecretStr
     s3_bucket: str
     mlflow_url: str
+    # MLflow's basic-auth user (every route but /health needs one); None where it has none.
+    mlflow_username: str | None = None
+    mlflow_password: SecretStr | None = None
     airflow_url: str
     airflow_username: str
     airflow_password: SecretStr
@@ -66,6 +69,19 @@ class Endpoints(BaseModel):
         if self.pushgateway_username is None or self.pushgateway_password is None:
             return None
         return self.pushgateway_username, self.pushgateway_password.get_secret_value()
+
+    def mlflow_auth(self) -> tuple[str, str] | None:
+        """(user, password) for MLflow's REST API, or None where it needs none."""
+        if self.mlflow_username is None or self.mlflow_password is None:
+            return None
+        return self.mlflow_username, self.mlflow_password.get_secret_value()
+
+    def mlflow_client_env(self) -> dict[str, str]:
+        """The variables MLflow's own clients read their credentials from (none without auth)."""
+        from stackcontract.mlflow_auth import client_env
+
+        auth = self.mlflow_auth()
+        return client_env(*auth) if auth is not None else {}
 
     def reload_headers(self) -> dict[str, str]:
         """The header an authorised caller of the model server's POST /reload sends."""

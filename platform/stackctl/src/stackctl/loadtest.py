@@ -171,6 +171,7 @@ def locust_env(endpoints: Endpoints) -> dict[str, str]:
         "AIRFLOW_USERNAME": endpoints.airflow_username,
         "AIRFLOW_PASSWORD": endpoints.airflow_password.get_secret_value(),
         "MLFLOW_URL": endpoints.mlflow_url,
+        **endpoints.mlflow_client_env(),
         "MODEL_SERVER_URL": endpoints.model_server_url,
     }
 

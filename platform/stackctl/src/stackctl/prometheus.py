@@ -39,11 +39,19 @@ def prometheus_config(
     s3_metrics: tuple[str, str] | None,
     pushgateway: str | None,
     pushgateway_password_file: Path | None = None,
+    mlflow_auth: tuple[str, Path] | None = None,
     rule_files: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """The scrape configuration of the local stack; targets are `host:port` strings and
-    `s3_metrics` is `(target, metrics path)`."""
-    jobs = [_job("model-server", model_server), _job("mlflow", mlflow)]
+    """The scrape configuration of the local stack; targets are `host:port` strings,
+    `s3_metrics` is `(target, metrics path)` and `mlflow_auth` `(user, password file)` (MLflow's
+    auth app guards /metrics too)."""
+    mlflow_extra: dict[str, Any] = {}
+    if mlflow_auth is not None:
+        mlflow_extra["basic_auth"] = {
+            "username": mlflow_auth[0],
+            "password_file": str(mlflow_auth[1]),
+        }
+    jobs = [_job("model-server", model_server), _job("mlflow", mlflow, **mlflow_extra)]
     if s3_metrics is not None:
         jobs.append(_job("s3", s3_metrics[0], path=s3_metrics[1]))
     if pushgateway is not None:

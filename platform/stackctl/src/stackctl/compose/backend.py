@@ -192,11 +192,16 @@ class ComposeBackend:
     def secrets(self) -> dict[str, str]:
         """The stack's credentials: generated on first use, the same until `down --purge`
         (the volumes keep the database passwords they were initialised with)."""
-        if self.secrets_file.is_file():
-            return parse_env_file(self.secrets_file)
         from stackctl.k8s.manifests import dev_secrets
 
-        values = dev_secrets(root=self.root)  # the keys of the Kubernetes Secret stack-secrets
+        fresh = dev_secrets(root=self.root)  # the keys of the Kubernetes Secret stack-secrets
+        if self.secrets_file.is_file():
+            kept = parse_env_file(self.secrets_file)
+            # a key added since they were written is generated; the others are never rotated
+            if missing := {key: value for key, value in fresh.items() if key not in kept}:
+                write_env_file(self.secrets_file, kept | missing)
+            return kept | missing
+        values = fresh
         password = token_hex(16)
         values["PUSHGATEWAY_PASSWORD"] = password
         hashed = pushgateway_web_config(password)["basic_auth_users"][PUSHGATEWAY_USER]
@@ -226,6 +231,7 @@ class ComposeBackend:
             s3_metrics=s3_metrics,
             pushgateway="pushgateway:9091",
             pushgateway_password_file=Path("/run/secrets/pushgateway-password"),
+            mlflow_auth=(values["MLFLOW_TRACKING_USERNAME"], Path("/run/secrets/mlflow-password")),
             rule_files=[Path("/etc/prometheus/rules/alerts.yaml")],
         )
         prometheus = self.state_dir / "prometheus.yml"
@@ -243,6 +249,7 @@ class ComposeBackend:
                 65534,
             ),
             "pushgateway-password": (values["PUSHGATEWAY_PASSWORD"], 65534),
+            "mlflow-password": (values["MLFLOW_TRACKING_PASSWORD"], 65534),
         }
         for name, (content, uid) in private.items():
             write_readable_by(self.state_dir / name, content, uid)
@@ -252,6 +259,7 @@ class ComposeBackend:
             "STACK_AIRFLOW_PASSWORDS_FILE": self.state_dir / "airflow-passwords.json",
             "STACK_PUSHGATEWAY_WEB_CONFIG": self.state_dir / "pushgateway-web.yml",
             "STACK_PUSHGATEWAY_PASSWORD_FILE": self.state_dir / "pushgateway-password",
+            "STACK_MLFLOW_PASSWORD_FILE": self.state_dir / "mlflow-password",
         }
 
     def compose(
@@ -473,6 +481,8 @@ class ComposeBackend:
             s3_secret_key=SecretStr(values["AWS_SECRET_ACCESS_KEY"]),
             s3_bucket=self.config.bucket,
             mlflow_url=url(ports.mlflow_port),
+            mlflow_username=values["MLFLOW_TRACKING_USERNAME"],
+            mlflow_password=SecretStr(values["MLFLOW_TRACKING_PASSWORD"]),
             airflow_url=url(ports.airflow_api_port),
             airflow_username=AIRFLOW_USERNAME,
             airflow_password=SecretStr(values["AIRFLOW_ADMIN_PASSWORD"]),

@@ -119,6 +119,11 @@ class EksBackend:
             airflow_password=secrets["AIRFLOW_ADMIN_PASSWORD"],
             region=self.cluster.region,
             reload_token=secrets.get("MODEL_SERVER_RELOAD_TOKEN"),
+            mlflow_user=(
+                (secrets["MLFLOW_TRACKING_USERNAME"], secrets["MLFLOW_TRACKING_PASSWORD"])
+                if "MLFLOW_TRACKING_PASSWORD" in secrets
+                else None
+            ),
         )
         endpoints.dump(self.state_dir / "endpoints.json")
         self._up_phases = {"port-forward": time.monotonic() - started}

@@ -103,6 +103,7 @@ def eks_endpoints(
     airflow_password: str,
     region: str,
     reload_token: str | None = None,
+    mlflow_user: tuple[str, str] | None = None,
 ) -> Endpoints:
     """Endpoints of an EKS stack: forwarded service URLs, and S3 on AWS itself (with this
     machine's AWS credentials; temporary ones carry a session token the Endpoints model lacks, so
@@ -118,6 +119,8 @@ def eks_endpoints(
         airflow_password=airflow_password,
         model_name=config["MODEL_NAME"],
         mlflow_url=urls["mlflow_url"],
+        mlflow_username=mlflow_user[0] if mlflow_user else None,
+        mlflow_password=mlflow_user[1] if mlflow_user else None,
         airflow_url=urls["airflow_url"],
         model_server_url=urls["model_server_url"],
         model_server_reload_token=reload_token,

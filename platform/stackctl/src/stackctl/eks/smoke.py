@@ -116,6 +116,10 @@ class SmokeRun:
                 airflow_password=secret_value(objects, namespace, "AIRFLOW_ADMIN_PASSWORD"),
                 region=self.region,
                 reload_token=secret_value(objects, namespace, "MODEL_SERVER_RELOAD_TOKEN"),
+                mlflow_user=(
+                    secret_value(objects, namespace, "MLFLOW_TRACKING_USERNAME"),
+                    secret_value(objects, namespace, "MLFLOW_TRACKING_PASSWORD"),
+                ),
             )
             # The endpoints file holds credentials: a private temp dir, never reports/ (an artifact).
             private = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eks-smoke-")))

@@ -445,6 +445,8 @@ def build_endpoints(
         s3_secret_key=SecretStr(secrets["AWS_SECRET_ACCESS_KEY"]),
         s3_bucket=config.bucket,
         mlflow_url=urls["MLFLOW_PORT"],
+        mlflow_username=secrets.get("MLFLOW_TRACKING_USERNAME"),
+        mlflow_password=secrets.get("MLFLOW_TRACKING_PASSWORD"),
         airflow_url=urls["AIRFLOW_API_PORT"],
         airflow_username=airflow_admin_user(config.repo_root),
         airflow_password=SecretStr(password),

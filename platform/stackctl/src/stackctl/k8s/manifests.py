@@ -30,10 +30,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from stackcontract import mlflow_auth
 from stackcontract.envfile import parse_env_file as read_env_file
 from stackcontract.envfile import write_env_file
 from stackcontract.errors import ConfigError
 from stackcontract.repo import find_repo_root
+from stackcontract.services import load_repo_services
 
 K8S_DIR = Path("platform") / "k8s"
 # What an overlay may reference: the manifests, the shared config and the observability ConfigMaps.
@@ -73,6 +75,7 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
     region = read_env_file(k8s.parent / "config" / "stack.env")["S3_REGION"]
     addresses = read_env_file(k8s.parent / "config" / "endpoints.env")
     endpoint = addresses["S3_ENDPOINT_URL"]
+    mlflow_user = mlflow_auth.admin_username(load_repo_services(_root(root)))
     values = {
         "POSTGRES_PASSWORD": _token(),
         "AIRFLOW_DB_PASSWORD": _token(),
@@ -84,6 +87,10 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
         "GRAFANA_ADMIN_PASSWORD": _token(12),
         "MODEL_SERVER_RELOAD_TOKEN": _token(32),
         "SEAWEEDFS_JWT_KEY": _token(32),
+        # MLflow's basic-auth admin: the server creates it, every MLflow client logs in as it
+        "MLFLOW_TRACKING_USERNAME": mlflow_user,
+        "MLFLOW_TRACKING_PASSWORD": _token(16),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": _token(32),
     }
     if with_static_s3_keys:
         key_id, secret_key = _token(10), _token(20)
@@ -98,16 +105,23 @@ def dev_secrets(*, with_static_s3_keys: bool = True, root: Path | None = None) -
         connection = {"conn_type": "aws", "extra": {"region_name": region}}
     values["AIRFLOW_CONN_MLOPS_S3"] = json.dumps(connection, separators=(",", ":"))
     # Airflow's notify task sends the connection's password as the reload bearer token.
-    server = urlsplit(addresses["MODEL_SERVER_URL"])
-    model_server = {
-        "conn_type": "http",
-        "host": server.hostname,
-        "port": server.port,
-        "schema": server.scheme,
-        "password": values["MODEL_SERVER_RELOAD_TOKEN"],
-    }
-    values["AIRFLOW_CONN_MLOPS_MODEL_SERVER"] = json.dumps(model_server, separators=(",", ":"))
+    values["AIRFLOW_CONN_MLOPS_MODEL_SERVER"] = _http_connection(
+        addresses["MODEL_SERVER_URL"], password=values["MODEL_SERVER_RELOAD_TOKEN"]
+    )
+    # The tasks' MLflow client logs in with the connection's login and password.
+    values["AIRFLOW_CONN_MLOPS_MLFLOW"] = _http_connection(
+        addresses["MLFLOW_TRACKING_URI"],
+        login=mlflow_user,
+        password=values["MLFLOW_TRACKING_PASSWORD"],
+    )
     return values
+
+
+def _http_connection(url: str, **credentials: str) -> str:
+    """An Airflow http connection (JSON) to `url`, with `login`/`password` if given."""
+    parts = urlsplit(url)
+    fields = {"conn_type": "http", "host": parts.hostname, "port": parts.port}
+    return json.dumps({**fields, "schema": parts.scheme, **credentials}, separators=(",", ":"))
 
 
 def sample_release_images() -> dict[str, str]:

@@ -349,6 +349,8 @@ class LocalBackend:
             s3_secret_key=ctx.credentials.s3_secret_key,
             s3_bucket=self.config.bucket,
             mlflow_url=ctx.mlflow_url,
+            mlflow_username=ctx.mlflow_username,
+            mlflow_password=ctx.credentials.mlflow_password,
             airflow_url=ctx.airflow_url,
             airflow_username=AIRFLOW_USERNAME,
             airflow_password=ctx.credentials.airflow_password,

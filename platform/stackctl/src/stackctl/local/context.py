@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from stackcontract import mlflow_auth
 from stackcontract.private import write_private
 from stackcontract.services import Services, load_repo_services
 from stackcontract.settings import StackConfig
@@ -50,6 +51,10 @@ class Credentials(BaseModel):
     # SeaweedFS' JWT signing key: with it, the filer's and volume servers' own HTTP ports refuse
     # unsigned reads and writes, so the bucket is reachable only through the S3 API.
     seaweedfs_jwt_key: SecretStr
+    # The password of MLflow's admin (services/mlflow.env): every MLflow client of the stack uses it.
+    mlflow_password: SecretStr
+    # Signs the CSRF tokens of MLflow's auth app (the same key in every worker and restart).
+    mlflow_flask_secret_key: SecretStr
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -63,6 +68,8 @@ class Credentials(BaseModel):
             model_server_reload_token=SecretStr(secrets.token_urlsafe(32)),
             pushgateway_password=SecretStr(secrets.token_urlsafe(24)),
             seaweedfs_jwt_key=SecretStr(secrets.token_urlsafe(32)),
+            mlflow_password=SecretStr(secrets.token_urlsafe(24)),
+            mlflow_flask_secret_key=SecretStr(secrets.token_urlsafe(32)),
         )
 
     @classmethod
@@ -160,10 +167,20 @@ class RunContext:
             "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
         }
 
+    @property
+    def mlflow_username(self) -> str:
+        return mlflow_auth.admin_username(self.services)
+
+    def mlflow_client_env(self) -> dict[str, str]:
+        """The credentials an MLflow client of this stack sends (MLFLOW_TRACKING_USERNAME/...)."""
+        password = self.credentials.mlflow_password.get_secret_value()
+        return mlflow_auth.client_env(self.mlflow_username, password)
+
     def mlpipe_env(self, *, pushgateway: bool) -> dict[str, str]:
         """The `mlpipe.config` settings contract: stack.env keys plus where the services are."""
         env = {**self.config.settings, **self.s3_env()}
         env["MLFLOW_TRACKING_URI"] = self.mlflow_url
+        env |= self.mlflow_client_env()
         env["MODEL_SERVER_URL"] = self.model_server_url
         if pushgateway:
             env["PUSHGATEWAY_URL"] = self.pushgateway_url

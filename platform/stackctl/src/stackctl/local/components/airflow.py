@@ -66,7 +66,12 @@ def airflow_env(ctx: RunContext, *, pushgateway: bool) -> dict[str, str]:
                 "extra": {"endpoint_url": ctx.s3_url, "region_name": ctx.config.region},
             }
         ),
-        "AIRFLOW_CONN_MLOPS_MLFLOW": http_connection(ports.mlflow_port),
+        # The tasks' MLflow client authenticates with the connection's login and password.
+        "AIRFLOW_CONN_MLOPS_MLFLOW": http_connection(
+            ports.mlflow_port,
+            login=ctx.mlflow_username,
+            password=ctx.credentials.mlflow_password.get_secret_value(),
+        ),
         # The password is the model server's reload token (the notify task's bearer token).
         "AIRFLOW_CONN_MLOPS_MODEL_SERVER": http_connection(
             ports.model_server_port,

@@ -1,10 +1,12 @@
-"""The MLflow tracking server: runs and registry in SQL, artifacts proxied to S3."""
+"""The MLflow tracking server: runs and registry in SQL, artifacts proxied to S3, every route but
+/health behind MLflow's basic-auth app."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from stackcontract import mlflow_auth
 from stackctl.local.components.base import VENV_BIN, Component, Launch, Status
 from stackctl.local.context import HOST, RunContext, which
 from stackctl.local.ports import PortClaim
@@ -40,6 +42,11 @@ class MLflowServer(Component):
             "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri(ctx),
             "MLFLOW_ARTIFACTS_DESTINATION": artifacts,
             "MLFLOW_EXPOSE_PROMETHEUS": str(metrics_dir),
+            "MLFLOW_AUTH_CONFIG_PATH": str(ctx.services.config_dir / mlflow_auth.AUTH_CONFIG_FILE),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ctx.credentials.mlflow_password.get_secret_value(),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": (
+                ctx.credentials.mlflow_flask_secret_key.get_secret_value()
+            ),
         }
         health = (self.service(ctx).health,)
         return [Launch(self.name, [mlflow, *self.declared_args(ctx)], env, health=health)]
@@ -54,5 +61,6 @@ class MLflowServer(Component):
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         status("starting mlflow server")
-        self.spawn(ctx, launch.argv, env=launch.env)
+        # The auth app's user store is relative to the working directory (mlflow-auth.ini).
+        self.spawn(ctx, launch.argv, env=launch.env, cwd=ctx.paths.data / "mlflow")
         self.wait(ctx, http_ok(f"{ctx.mlflow_url}{launch.health[0]}"), status, budget=None)

@@ -88,6 +88,10 @@ class Pushgateway(Component):
         self.wait(ctx, health, status, budget=None)
 
 
+# Prometheus scrapes MLflow's /metrics as the stack's MLflow user, password read from this file.
+MLFLOW_PASSWORD_FILE = "mlflow-password"
+
+
 class Prometheus(Component):
     name = "prometheus"
     budget_seconds = 90.0
@@ -119,6 +123,7 @@ class Prometheus(Component):
             s3_metrics=s3_metrics,
             pushgateway=_target(ports.pushgateway_port) if self.with_pushgateway else None,
             pushgateway_password_file=ctx.paths.generated / "pushgateway-password",
+            mlflow_auth=(ctx.mlflow_username, ctx.paths.generated / MLFLOW_PASSWORD_FILE),
             rule_files=rule_files,
         )
 
@@ -136,6 +141,8 @@ class Prometheus(Component):
     def bring_up(self, ctx: RunContext, status: Status) -> None:
         rules = valid_rule_files(alert_rule_files(ctx.config.repo_root), status)
         (launch,) = self.launches(ctx)
+        password = ctx.credentials.mlflow_password.get_secret_value()
+        write_private(ctx.paths.generated / MLFLOW_PASSWORD_FILE, password)
         config_file = ctx.paths.generated / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(self.config_for(ctx, rules), sort_keys=False))
         (ctx.paths.data / "prometheus").mkdir(parents=True, exist_ok=True)
