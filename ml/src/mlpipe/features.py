@@ -21,19 +21,12 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OrdinalEncoder
 
 from mlpipe.schema import (
-    CLARITY_LEVELS,
-    COLOR_LEVELS,
-    CUT_LEVELS,
+    ENCODED_FEATURES,
     FEATURE_COLUMNS,
     NUMERIC_FEATURES,
     ORDINAL_FEATURES,
+    ORDINAL_LEVELS,
 )
-
-ORDINAL_LEVELS: dict[str, tuple[str, ...]] = {
-    "cut": CUT_LEVELS,
-    "color": COLOR_LEVELS,
-    "clarity": CLARITY_LEVELS,
-}
 
 
 def build_preprocessor() -> ColumnTransformer:
@@ -56,7 +49,7 @@ def build_preprocessor() -> ColumnTransformer:
 
 def encoded_feature_names() -> list[str]:
     """Names of the preprocessed columns, in order."""
-    return [*ORDINAL_FEATURES, *NUMERIC_FEATURES]
+    return list(ENCODED_FEATURES)
 
 
 def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:

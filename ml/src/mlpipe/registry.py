@@ -69,6 +69,11 @@ _RUN_ONLY_TAGS: Final = frozenset({MODEL_URI_TAG, MODEL_LOGGED_TAG})
 _MLFLOW_SYSTEM_TAG_PREFIX: Final = "mlflow."
 MODEL_ARTIFACT: Final = "model"
 INPUT_EXAMPLE_ROWS: Final = 5
+# The compiled model (mlpipe.compiled) is logged under the run's artifacts, with its parity gate's
+# outcome as a run tag (so a version carries it too): "passed", "failed" or "unavailable".
+COMPILED_ARTIFACT: Final = "compiled/model.onnx"
+TAG_COMPILED_PARITY: Final = "compiled_parity"
+TAG_COMPILED_ERROR: Final = "compiled_max_relative_error"
 
 
 class RegistryError(RuntimeError):
@@ -240,9 +245,36 @@ def log_training_run(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             pip_requirements=_pip_requirements(),
         )
+        mlflow.set_tags(_log_compiled(trained))
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
         mlflow.set_tag(MODEL_LOGGED_TAG, "true")
     return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
+
+
+def _log_compiled(trained: TrainedModel) -> dict[str, str]:
+    """Compile the model, run the parity gate on its held-out rows and log the ONNX file and the
+    gate's report into the active run; the tags that record the outcome."""
+    import mlflow
+
+    from mlpipe.compiled import CompiledModel, check_parity, compile_model
+
+    try:
+        onnx_bytes = compile_model(trained.model)
+        report = check_parity(
+            trained.model, CompiledModel.from_bytes(onnx_bytes), feature_frame(trained.test)
+        )
+    except Exception as exc:  # any converter or runtime failure: not promotable, but logged
+        mlflow.set_tag("compiled_error", f"{type(exc).__name__}: {exc}"[:500])
+        return {TAG_COMPILED_PARITY: "unavailable"}
+    with tempfile.TemporaryDirectory(prefix="mlpipe-compiled-") as folder:
+        path = Path(folder) / Path(COMPILED_ARTIFACT).name
+        path.write_bytes(onnx_bytes)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(COMPILED_ARTIFACT).parent))
+    mlflow.log_dict(report.model_dump(), str(Path(COMPILED_ARTIFACT).parent / "parity.json"))
+    return {
+        TAG_COMPILED_PARITY: "passed" if report.passed else "failed",
+        TAG_COMPILED_ERROR: f"{report.max_relative_error:.3g}",
+    }
 
 
 def log_evaluation(settings: Settings, run_id: str, evaluation: Evaluation) -> dict[str, float]:
@@ -369,6 +401,30 @@ def read_model(model_uri: str, *, tracking_uri: str | None) -> Predictor:
     return model
 
 
+def read_served_model(model_uri: str, *, tracking_uri: str | None) -> Predictor:
+    """What the model server serves for ``models:/NAME/VERSION``: the compiled model when the
+    version passed the parity gate, else (a version registered before there was one) the
+    scikit-learn model that `read_model` loads."""
+    import mlflow
+    import mlflow.artifacts
+
+    from mlpipe.compiled import CompiledModel
+
+    name, _, number = model_uri.removeprefix("models:/").partition("/")
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    version = client.get_model_version(name, number)
+    if version.tags.get(TAG_COMPILED_PARITY) != "passed":
+        return read_model(model_uri, tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="mlpipe-compiled-") as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path=COMPILED_ARTIFACT,
+            dst_path=folder,
+            tracking_uri=tracking_uri,
+        )
+        return CompiledModel.from_bytes(Path(local).read_bytes())
+
+
 def load_model(settings: Settings, model_uri: str) -> Predictor:
     """`read_model` from the settings' MLflow server, with their S3 endpoint and credentials."""
     with mlflow_environment(settings):
@@ -403,6 +459,26 @@ def _decide(challenger_rmse: float, champion_rmse: float, margin: float) -> tupl
     )
 
 
+def _parity_refusal(version: ModelVersion) -> str | None:
+    """Why ``version`` may not become champion under the parity gate (None: it may). A version
+    registered before models were compiled has no gate tag; it is served by scikit-learn."""
+    from mlpipe.compiled import PARITY_RTOL
+
+    gate = version.tags.get(TAG_COMPILED_PARITY)
+    if gate == "failed":
+        error = version.tags.get(TAG_COMPILED_ERROR, "?")
+        return (
+            f"version {version.version} is not promotable: its compiled model failed the parity "
+            f"gate (max relative error {error} > {PARITY_RTOL:g} on the held-out rows)"
+        )
+    if gate == "unavailable":
+        return (
+            f"version {version.version} is not promotable: its model could not be compiled "
+            "(see the run's compiled_error tag)"
+        )
+    return None
+
+
 def promote_if_better(
     settings: Settings, challenger_version: str, test: pd.DataFrame
 ) -> PromotionDecision:
@@ -412,7 +488,12 @@ def promote_if_better(
     challenger_rmse = score(load_model_version(settings, challenger_version), test).rmse
     champion = alias_version(settings, settings.champion_alias)
     champion_rmse: float | None = None
-    if champion is None:
+    refusal = _parity_refusal(
+        client.get_model_version(settings.model_name, str(challenger_version))
+    )
+    if refusal is not None:
+        promoted, reason = False, refusal
+    elif champion is None:
         promoted, reason = True, "no champion yet: the first model becomes champion"
     elif champion.version == str(challenger_version):
         promoted, reason = False, f"version {challenger_version} is already the champion"

@@ -17,6 +17,13 @@ CLARITY_LEVELS: Final = ("I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF")
 
 NUMERIC_FEATURES: Final = ("carat", "depth", "table", "x", "y", "z")
 ORDINAL_FEATURES: Final = ("cut", "color", "clarity")
+ORDINAL_LEVELS: Final[dict[str, tuple[str, ...]]] = {
+    "cut": CUT_LEVELS,
+    "color": COLOR_LEVELS,
+    "clarity": CLARITY_LEVELS,
+}
+# The model's columns after preprocessing: the ordinal codes, then the numbers as they are.
+ENCODED_FEATURES: Final = (*ORDINAL_FEATURES, *NUMERIC_FEATURES)
 FEATURE_COLUMNS: Final = ("carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z")
 TARGET: Final = "price"
 ALL_COLUMNS: Final = (*FEATURE_COLUMNS, TARGET)

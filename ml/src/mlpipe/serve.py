@@ -40,8 +40,15 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlpipe.compiled import CompiledModel
 from mlpipe.evaluate import Predictor
-from mlpipe.schema import FEATURE_COLUMNS, MAX_BATCH_ROWS, PredictRequest, PredictResponse
+from mlpipe.schema import (
+    FEATURE_COLUMNS,
+    MAX_BATCH_ROWS,
+    DiamondFeatures,
+    PredictRequest,
+    PredictResponse,
+)
 from stackcontract import metrics as metric_names
 
 log = logging.getLogger("mlpipe.serve")
@@ -212,9 +219,20 @@ class ServedModel:
     run_id: str
     model: Predictor
 
+    @property
+    def runtime(self) -> str:
+        """ "onnx" for the compiled model, "sklearn" for the reference estimator."""
+        return "onnx" if isinstance(self.model, CompiledModel) else "sklearn"
+
     def predict(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
         """Prices for the rows of ``frame``."""
         return np.asarray(self.model.predict(frame), dtype=np.float64)
+
+    def predict_instances(self, instances: list[DiamondFeatures]) -> npt.NDArray[np.float64]:
+        """Prices for validated instances: the compiled model takes them without a frame."""
+        if isinstance(self.model, CompiledModel):
+            return self.model.predict_instances(instances)
+        return self.predict(instances_frame(instances))
 
 
 class NoChampionError(LookupError):
@@ -266,14 +284,17 @@ class ModelInfo(BaseModel):
     version: str
     run_id: str
     alias: str
+    # "onnx": the compiled model (it passed the parity gate); "sklearn": the reference estimator
+    runtime: str
 
 
 def registry_loader(tracking_uri: str | None) -> Callable[[str], Predictor]:
-    """The registry's one model loader (`mlpipe.registry.read_model`) bound to ``tracking_uri``:
-    the sklearn estimator, whose own input checks the server's pydantic schema makes redundant."""
-    from mlpipe.registry import read_model
+    """The registry's loader of what is served (`mlpipe.registry.read_served_model`) bound to
+    ``tracking_uri``: the compiled model of a version that passed the parity gate, else the
+    sklearn estimator. The server's pydantic schema does the input checks either way."""
+    from mlpipe.registry import read_served_model
 
-    return functools.partial(read_model, tracking_uri=tracking_uri or None)
+    return functools.partial(read_served_model, tracking_uri=tracking_uri or None)
 
 
 class ChampionWatcher:
@@ -390,10 +411,9 @@ class ReloadPoller:
 # ---------------------------------------------------------------------------------- request I/O
 
 
-def instances_frame(request: PredictRequest) -> pd.DataFrame:
+def instances_frame(rows: list[DiamondFeatures]) -> pd.DataFrame:
     """The instances as a DataFrame with the schema's column order (one list per column is the
     cheapest way pandas builds a frame)."""
-    rows = request.instances
     return pd.DataFrame(
         {column: [getattr(row, column) for row in rows] for column in FEATURE_COLUMNS}
     )
@@ -543,6 +563,7 @@ def create_app(
             version=model.version,
             run_id=model.run_id,
             alias=settings.champion_alias,
+            runtime=model.runtime,
         )
         return Response(info.model_dump_json(), media_type="application/json")
 
@@ -578,7 +599,7 @@ def create_app(
         model = watcher.current  # one read: a concurrent swap cannot change it mid-request
         if model is None:
             return _unavailable(NO_CHAMPION_MESSAGE)
-        predictions = model.predict(instances_frame(payload))
+        predictions = model.predict_instances(payload.instances)
         metrics.predicted_rows.inc(len(payload.instances))
         response = PredictResponse(
             predictions=predictions.tolist(), model_name=model.name, model_version=model.version

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpipe import evaluate, pipeline, registry
+from mlpipe import compiled, evaluate, pipeline, registry
+from mlpipe.compiled import PARITY_RTOL, CompiledModel
 from mlpipe.config import Settings
 from mlpipe.features import feature_frame
 from mlpipe.train import TrainedModel, params_fingerprint, train_model
@@ -201,10 +202,13 @@ def test_run_logged_in_steps_is_evaluated_then_registered_once(
     assert version.run_id == logged.run_id
     assert version.rmse == pytest.approx(evaluation.model.rmse)
     client = registry.mlflow_client(mlflow_settings)
-    assert client.get_model_version(mlflow_settings.model_name, version.version).tags == {
+    tags = client.get_model_version(mlflow_settings.model_name, version.version).tags
+    assert float(tags.pop(registry.TAG_COMPILED_ERROR)) <= PARITY_RTOL
+    assert tags == {
         registry.TAG_DATASET: good.fingerprint,
         registry.TAG_PARAMS: params_fp,
         "features_uri": features,
+        registry.TAG_COMPILED_PARITY: "passed",
     }
     again = registry.register_run(mlflow_settings, logged.run_id)
     assert (again.created, again.version) == (False, version.version)
@@ -229,3 +233,58 @@ def test_registry_calls_leave_no_process_wide_tracking_state(
     assert mlflow.get_tracking_uri() == before != mlflow_settings.mlflow_tracking_uri
     assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////nonexistent/elsewhere.db"
     assert "MLFLOW_S3_ENDPOINT_URL" not in os.environ
+
+
+def test_the_served_model_is_the_compiled_one_and_prices_like_the_reference(
+    mlflow_settings: Settings, good: TrainedModel
+) -> None:
+    version = register(mlflow_settings, good)
+    run = registry.mlflow_client(mlflow_settings).get_run(version.run_id)
+    assert run.data.tags[registry.TAG_COMPILED_PARITY] == "passed"
+    uri = f"models:/{mlflow_settings.model_name}/{version.version}"
+    served = registry.read_served_model(uri, tracking_uri=mlflow_settings.mlflow_tracking_uri)
+    assert isinstance(served, CompiledModel)
+    rows = feature_frame(good.test)
+    np.testing.assert_allclose(served.predict(rows), good.model.predict(rows), rtol=PARITY_RTOL)
+
+
+def test_a_version_whose_compiled_model_fails_the_gate_is_never_promoted(
+    mlflow_settings: Settings,
+    good: TrainedModel,
+    weak: TrainedModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gate's other direction, end to end: the logged ONNX file holds another model's trees
+    (as a broken converter would produce), so parity fails and the version stays a challenger."""
+    real_compile = compiled.compile_model
+    monkeypatch.setattr(compiled, "compile_model", lambda model: real_compile(weak.model))
+    version = register(mlflow_settings, good)
+    tags = (
+        registry.mlflow_client(mlflow_settings)
+        .get_model_version(mlflow_settings.model_name, version.version)
+        .tags
+    )
+    assert tags[registry.TAG_COMPILED_PARITY] == "failed"
+    decision = registry.promote_if_better(mlflow_settings, version.version, good.test)
+    assert not decision.promoted
+    assert "failed the parity gate" in decision.reason
+    assert champion(mlflow_settings) is None
+    uri = f"models:/{mlflow_settings.model_name}/{version.version}"
+    served = registry.read_served_model(uri, tracking_uri=mlflow_settings.mlflow_tracking_uri)
+    assert not isinstance(served, CompiledModel), "a failed compiled model is never loaded"
+
+
+def test_a_model_that_cannot_be_compiled_is_logged_but_not_promotable(
+    mlflow_settings: Settings, good: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(model: object) -> bytes:
+        raise compiled.CompileError("converter crashed")
+
+    monkeypatch.setattr(compiled, "compile_model", broken)
+    version = register(mlflow_settings, good)
+    run = registry.mlflow_client(mlflow_settings).get_run(version.run_id)
+    assert run.data.tags[registry.TAG_COMPILED_PARITY] == "unavailable"
+    assert "converter crashed" in run.data.tags["compiled_error"]
+    decision = registry.promote_if_better(mlflow_settings, version.version, good.test)
+    assert not decision.promoted
+    assert "could not be compiled" in decision.reason

@@ -4,6 +4,7 @@ slice of the committed dataset."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import skops.io
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+from mlpipe.compiled import compile_model
+from mlpipe.registry import TAG_COMPILED_PARITY
 from mlpipe.schema import (
     FEATURE_COLUMNS,
     TARGET,
@@ -75,12 +78,21 @@ def _is_valid(record: dict[str, Any]) -> bool:
     return True
 
 
-def register_version(client: MlflowClient, frame: pd.DataFrame, max_iter: int) -> str:
+def register_version(
+    client: MlflowClient, frame: pd.DataFrame, max_iter: int, *, compiled: bool = False
+) -> str:
+    """Register a version; `compiled`: with its ONNX file and a passed parity gate, as
+    mlpipe.registry logs them (without: a version from before models were compiled)."""
     features, target = frame[list(FEATURE_COLUMNS)], frame[TARGET]
     pipeline = build_model({"max_iter": max_iter, "early_stopping": False}).fit(features, target)
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
     with mlflow.start_run() as run:
         mlflow.log_param("max_iter", max_iter)
+        if compiled:
+            with tempfile.TemporaryDirectory() as folder:
+                onnx_file = Path(folder) / "model.onnx"
+                onnx_file.write_bytes(compile_model(pipeline))
+                mlflow.log_artifact(str(onnx_file), artifact_path="compiled")
         mlflow.sklearn.log_model(
             pipeline,
             name="model",
@@ -91,5 +103,7 @@ def register_version(client: MlflowClient, frame: pd.DataFrame, max_iter: int) -
             pip_requirements=["scikit-learn", "skops", "pandas"],
             registered_model_name=MODEL_NAME,
         )
-    versions = client.search_model_versions(f"run_id='{run.info.run_id}'")
-    return str(versions[0].version)
+    version = str(client.search_model_versions(f"run_id='{run.info.run_id}'")[0].version)
+    if compiled:
+        client.set_model_version_tag(MODEL_NAME, version, TAG_COMPILED_PARITY, "passed")
+    return version

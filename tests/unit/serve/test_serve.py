@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serve_registry import CHAMPION, MODEL_NAME, RELOAD_AUTH, RELOAD_TOKEN, Registry
+from serve_registry import (
+    CHAMPION,
+    MODEL_NAME,
+    RELOAD_AUTH,
+    RELOAD_TOKEN,
+    Registry,
+    register_version,
+)
 
+from mlpipe.compiled import PARITY_RTOL
 from mlpipe.schema import FEATURE_COLUMNS, MAX_BATCH_ROWS
 from mlpipe.serve import NO_CHAMPION_MESSAGE, create_app
 
@@ -143,6 +152,33 @@ def test_exactly_max_batch_rows_is_accepted(client: TestClient, frame: pd.DataFr
     assert len(response.json()["predictions"]) == MAX_BATCH_ROWS
 
 
+@pytest.fixture
+def compiled_champion(registry: Registry, frame: pd.DataFrame) -> Iterator[tuple[Registry, str]]:
+    """`champion` on a version that passed the parity gate (its compiled model is served)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        version = register_version(registry.client, frame, max_iter=30, compiled=True)
+    registry.point_champion_at(version)
+    yield registry, version
+    registry.point_champion_at(registry.versions[0])
+
+
+def test_the_compiled_champion_is_served_and_prices_like_the_reference(
+    compiled_champion: tuple[Registry, str], frame: pd.DataFrame
+) -> None:
+    registry, version = compiled_champion
+    with TestClient(create_app(registry.settings())) as client:
+        assert client.get("/model").json()["runtime"] == "onnx"
+        instances = rows(frame, 40, start=300)
+        response = client.post("/predict", json={"instances": instances})
+        single = client.post("/predict", json={"instances": instances[:1]})
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == version
+    expected = registry.predict_with_champion(pd.DataFrame(instances))
+    np.testing.assert_allclose(response.json()["predictions"], expected, rtol=PARITY_RTOL)
+    assert single.json()["predictions"] == response.json()["predictions"][:1]
+
+
 def test_health_ready_and_model_with_a_champion(client: TestClient, champion_v1: Registry) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").status_code == 200
@@ -151,6 +187,7 @@ def test_health_ready_and_model_with_a_champion(client: TestClient, champion_v1:
     assert model["version"] == champion_v1.versions[0]
     run_id = champion_v1.client.get_model_version(MODEL_NAME, champion_v1.versions[0]).run_id
     assert model["run_id"] == run_id
+    assert model["runtime"] == "sklearn", "registered without a compiled model: the reference"
 
 
 def test_without_champion_ready_and_predict_answer_503_until_one_is_set(
