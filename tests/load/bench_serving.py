@@ -1,9 +1,11 @@
-"""Serving benchmark (a script, not a test): our model server vs `mlflow models serve`.
+"""Serving benchmark (a script, not a test): our model server, `mlflow models serve` and MLServer.
 
 Trains a champion on the committed dataset into a throwaway MLflow store, serves that same
-`models:/<name>@champion` with both servers, drives both with the same Locust profile
-(locustfile_serving_bench.py, single-row requests, closed loop) in one run, and prints throughput
-and latency percentiles side by side, plus the in-process predict cost per row (the floor).
+`models:/<name>@champion` with all three servers (MLServer from the lock's `mlserver` group in a
+venv of its own, .nox/mlserver, synced on first use), drives each with the same Locust profile
+(locustfile_serving_bench.py, closed loop: single rows, then 32-row batches) in one run, and prints throughput
+and latency percentiles side by side, plus the in-process floors: the scikit-learn reference,
+the compiled model (ONNX Runtime) and the server's whole single-row hot path.
 
     .venv/bin/python tests/load/bench_serving.py [--users 8] [--duration 30s]
 """
@@ -11,28 +13,33 @@ and latency percentiles side by side, plus the in-process predict cost per row (
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from mlpipe.config import compute_threads, load_settings
+from mlpipe.compiled import CompiledModel
+from mlpipe.config import Settings, compute_threads, load_settings
 from mlpipe.pipeline import run_training, training_frame
-from mlpipe.registry import load_alias
+from mlpipe.registry import load_alias, read_served_model
+from mlpipe.schema import PredictRequest, PredictResponse
 from stackctl.loadtest import LOAD_DIR, Profile, Summary, run_profile
 
 DATASET = LOAD_DIR.parents[1] / "ai-analysis" / "data" / "diamonds.csv.gz"
-console = Console()
+console = Console(width=120)  # the tables are wider than a non-terminal default of 80
 
 
 def free_port() -> int:
@@ -81,23 +88,107 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def predict_floor(model_name: str) -> tuple[float, float]:
-    """In-process cost: median ms of a 1-row predict, and ms per row of a 1,000-row predict."""
-    settings = load_settings()
-    predictor, _ = load_alias(settings, "champion")
+@dataclass(frozen=True)
+class Floor:
+    """In-process cost of one model: median us of a 1-row predict, us per row in a 1,000-row one."""
+
+    single_us: float
+    per_row_us: float
+
+
+def timed_us(call: Callable[[], object], repeat: int) -> float:
+    """Median microseconds of ``call``."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1e6)
+    return statistics.median(samples)
+
+
+def predict_floors(settings: Settings) -> dict[str, Floor]:
+    """The sklearn reference, the compiled model, and the server's whole hot path for one row
+    (JSON body -> validated instances -> compiled prices -> JSON response)."""
+    reference, info = load_alias(settings, "champion")
+    uri = f"models:/{settings.model_name}/{info.version}"
+    compiled = read_served_model(uri, tracking_uri=settings.mlflow_tracking_uri)
+    if not isinstance(compiled, CompiledModel):
+        raise SystemExit(f"{uri} has no compiled model that passed the parity gate")
     frame = training_frame(settings, csv=DATASET).drop(columns=["price"])
     one, thousand = frame.iloc[:1], frame.iloc[:1000]
-    singles = []
+    body = json.dumps({"instances": one.to_dict(orient="records")}).encode()
+    rows = PredictRequest.model_validate_json(body).instances
+    batch = PredictRequest.model_validate({"instances": thousand.to_dict(orient="records")})
+
+    def hot_path() -> bytes:
+        request = PredictRequest.model_validate_json(body)
+        prices = compiled.predict_instances(request.instances)
+        return (
+            PredictResponse(predictions=prices.tolist(), model_name="m", model_version="1")
+            .model_dump_json()
+            .encode()
+        )
+
     with compute_threads():  # the same single OpenMP thread the servers get
-        for _ in range(300):
-            started = time.perf_counter()
-            predictor.predict(one)
-            singles.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        for _ in range(5):
-            predictor.predict(thousand)
-        per_row = (time.perf_counter() - started) * 1000 / 5 / 1000
-    return statistics.median(singles), per_row
+        return {
+            "sklearn (reference)": Floor(
+                timed_us(lambda: reference.predict(one), 300),
+                timed_us(lambda: reference.predict(thousand), 5) / 1000,
+            ),
+            "compiled (ONNX Runtime)": Floor(
+                timed_us(lambda: compiled.predict_instances(rows), 3000),
+                timed_us(lambda: compiled.predict_instances(batch.instances), 50) / 1000,
+            ),
+            "server hot path (JSON in -> JSON out)": Floor(timed_us(hot_path, 3000), float("nan")),
+        }
+
+
+MLSERVER_VENV = LOAD_DIR.parents[1] / ".nox" / "mlserver"
+# The profiles every server gets: single-row requests, and 32-row batches.
+PROFILE_ROWS = (1, 32)
+
+
+def mlserver_binary() -> tuple[Path | None, str]:
+    """MLServer from the lock's `mlserver` group, in a venv of its own (its pins conflict with
+    Airflow's): synced with uv on first use. (None, why) where it cannot be had."""
+    binary = MLSERVER_VENV / "bin" / "mlserver"
+    if binary.is_file():
+        return binary, ""
+    uv = shutil.which("uv")
+    if uv is None:
+        return None, "uv not on PATH (platform/bootstrap.sh installs it)"
+    sync = [uv, "sync", "--locked", "--no-default-groups", "--only-group", "mlserver",
+            "--no-install-project", "--no-install-workspace"]  # fmt: skip
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(MLSERVER_VENV)}
+    done = subprocess.run(sync, cwd=LOAD_DIR.parents[1], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, f"`uv sync --only-group mlserver` failed: {done.stderr.strip()[-300:]}"
+    return binary, ""
+
+
+def mlserver_repository(workdir: Path, settings: Settings, ports: tuple[int, int, int]) -> Path:
+    """A model repository for `mlserver start`: the champion's own estimator (the registry's
+    skops file, loaded here) saved with joblib, the format MLServer's sklearn runtime reads."""
+    import joblib
+
+    reference, info = load_alias(settings, "champion")
+    folder = workdir / "mlserver"
+    model_dir = folder / settings.model_name
+    model_dir.mkdir(parents=True)
+    joblib.dump(reference, model_dir / "model.joblib")
+    model_settings = {
+        "name": settings.model_name,
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib", "version": info.version},
+    }
+    (model_dir / "model-settings.json").write_text(json.dumps(model_settings))
+    http, grpc, metrics = ports
+    server = {"http_port": http, "grpc_port": grpc, "metrics_port": metrics, "host": "127.0.0.1",
+              # inference in the server process, like the other two: MLServer 1.7.1's worker
+              # pool dies at start with the locked uvloop ("no current event loop")
+              "parallel_workers": 0}  # fmt: skip
+    (folder / "settings.json").write_text(json.dumps(server))
+    return folder
 
 
 def bench_profile(name: str, users: int, duration: str) -> Profile:
@@ -107,21 +198,31 @@ def bench_profile(name: str, users: int, duration: str) -> Profile:
                    p95_ms=1e9, p99_ms=1e9, min_rps=0)  # fmt: skip
 
 
-def print_table(results: dict[str, Summary], floor: tuple[float, float], users: int) -> None:
-    table = Table(title=f"Single-row predictions, {users} closed-loop users, same model")
-    for column in ("server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+def print_table(
+    results: dict[tuple[str, int], Summary], floors: dict[str, Floor], users: int
+) -> None:
+    table = Table(title=f"Predictions, {users} closed-loop users, the same registered version")
+    columns = ("server", "rows/request", "req/s", "rows/s", "p50 ms", "p95 ms", "p99 ms", "errors")
+    for column in columns:
         table.add_column(column, justify="left" if column == "server" else "right")
-    for name, s in results.items():
-        table.add_row(name, f"{s.rps:.0f}", f"{s.p50_ms:.0f}", f"{s.p95_ms:.0f}",
-                      f"{s.p99_ms:.0f}", f"{s.error_rate:.2%}")  # fmt: skip
+    for (name, rows), s in results.items():
+        table.add_row(name, str(rows), f"{s.rps:.0f}", f"{s.rps * rows:.0f}", f"{s.p50_ms:.0f}",
+                      f"{s.p95_ms:.0f}", f"{s.p99_ms:.0f}", f"{s.error_rate:.2%}")  # fmt: skip
     console.print(table)
-    ours, theirs = results["mlpipe.serve"], results["mlflow models serve"]
-    if theirs.rps:
-        console.print(f"Throughput ratio (ours / MLflow's): {ours.rps / theirs.rps:.2f}x")
-    console.print(
-        f"In-process floor: {floor[0]:.2f} ms per 1-row predict, "
-        f"{floor[1] * 1000:.1f} us per row in a 1,000-row batch"
-    )
+    for (name, rows), other in results.items():
+        ours = results[("mlpipe.serve", rows)]
+        if name != "mlpipe.serve" and other.rps and other.p99_ms:
+            throughput, p99 = ours.rps / other.rps, ours.p99_ms / other.p99_ms
+            console.print(
+                f"{rows}-row requests, ours / {name}: {throughput:.1f}x the throughput, "
+                f"{p99:.2f}x the p99"
+            )
+    floor_table = Table(title="In-process floor (one thread)")
+    for column in ("model", "1-row predict, us", "us per row of 1,000"):
+        floor_table.add_column(column, justify="left" if column == "model" else "right")
+    for name, floor in floors.items():
+        floor_table.add_row(name, f"{floor.single_us:.1f}", f"{floor.per_row_us:.1f}")
+    console.print(floor_table)
 
 
 def main() -> None:
@@ -155,13 +256,27 @@ def main() -> None:
          [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port)]),
     ]  # fmt: skip
-    results: dict[str, Summary] = {}
+    mlserver, why_not = mlserver_binary()
+    if mlserver is not None:
+        mlserver_port = free_port()
+        repository = mlserver_repository(
+            workdir, settings, (mlserver_port, free_port(), free_port())
+        )
+        ready = f"/v2/models/{settings.model_name}/ready"
+        servers.append(("MLServer (sklearn runtime)", "mlserver", mlserver_port, ready,
+                        [str(mlserver), "start", str(repository)]))  # fmt: skip
+    results: dict[tuple[str, int], Summary] = {}
     for label, api, port, ready, command in servers:
         url = f"http://127.0.0.1:{port}"
         with serving(label, command, url + ready, workdir / f"{api}.log", env):
-            profile = bench_profile(f"bench-{api}", args.users, args.duration)
-            results[label] = run_profile(profile, url, args.out, {"BENCH_FORMAT": api})
-    print_table(results, predict_floor(settings.model_name), args.users)
+            for rows in PROFILE_ROWS:
+                profile = bench_profile(f"bench-{api}-{rows}", args.users, args.duration)
+                bench_env = {"BENCH_FORMAT": api, "BENCH_MODEL_NAME": settings.model_name,
+                             "BENCH_ROWS": str(rows)}  # fmt: skip
+                results[(label, rows)] = run_profile(profile, url, args.out, bench_env)
+    print_table(results, predict_floors(settings), args.users)
+    if mlserver is None:
+        console.print(f"[yellow]MLServer not run: {why_not}")
     console.print(f"Locust reports: {args.out}; server logs and MLflow store: {workdir}")
 
 
