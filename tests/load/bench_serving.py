@@ -1,8 +1,8 @@
 """Serving benchmark (a script, not a test): our model server, `mlflow models serve` and MLServer.
 
 Trains a champion on the committed dataset into a throwaway MLflow store, serves that same
-`models:/<name>@champion` with all three servers (MLServer from the lock's `mlserver` group in a
-venv of its own, .nox/mlserver, synced on first use), drives each with the same Locust profile
+`models:/<name>@champion` with all three servers (MLServer as tests/load/mlserver/uv.lock pins
+it, in a venv of its own, .nox/mlserver, synced on first use), drives each with the same Locust profile
 (locustfile_serving_bench.py, closed loop: single rows, then 32-row batches) in one run, and prints throughput
 and latency percentiles side by side, plus the in-process floors: the scikit-learn reference,
 the compiled model (ONNX Runtime) and the server's whole single-row hot path.
@@ -143,27 +143,25 @@ def predict_floors(settings: Settings) -> dict[str, Floor]:
         }
 
 
+MLSERVER_PROJECT = LOAD_DIR / "mlserver"
 MLSERVER_VENV = LOAD_DIR.parents[1] / ".nox" / "mlserver"
 # The profiles every server gets: single-row requests, and 32-row batches.
 PROFILE_ROWS = (1, 32)
 
 
 def mlserver_binary() -> tuple[Path | None, str]:
-    """MLServer from the lock's `mlserver` group, in a venv of its own (its pins conflict with
-    Airflow's): synced with uv on first use. (None, why) where it cannot be had."""
-    binary = MLSERVER_VENV / "bin" / "mlserver"
-    if binary.is_file():
-        return binary, ""
+    """MLServer as tests/load/mlserver/uv.lock pins it, in a venv of its own (its pins conflict
+    with Airflow's), synced with uv on first use and kept in step with the lock after. (None,
+    why) where it cannot be had."""
     uv = shutil.which("uv")
     if uv is None:
         return None, "uv not on PATH (platform/bootstrap.sh installs it)"
-    sync = [uv, "sync", "--locked", "--no-default-groups", "--only-group", "mlserver",
-            "--no-install-project", "--no-install-workspace"]  # fmt: skip
+    sync = [uv, "sync", "--locked", "--project", str(MLSERVER_PROJECT)]
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(MLSERVER_VENV)}
-    done = subprocess.run(sync, cwd=LOAD_DIR.parents[1], env=env, capture_output=True, text=True)
+    done = subprocess.run(sync, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        return None, f"`uv sync --only-group mlserver` failed: {done.stderr.strip()[-300:]}"
-    return binary, ""
+        return None, f"`{' '.join(sync)}` failed: {done.stderr.strip()[-300:]}"
+    return MLSERVER_VENV / "bin" / "mlserver", ""
 
 
 def mlserver_repository(workdir: Path, settings: Settings, ports: tuple[int, int, int]) -> Path:
