@@ -14,6 +14,7 @@ import pytest
 from stack_clients import poll, prometheus_query
 from stack_training import CHAMPION, TrainingRun
 
+from mlpipe.compiled import PARITY_RTOL
 from mlpipe.schema import FEATURE_COLUMNS, DiamondFeatures
 from stackcontract.endpoints import Endpoints
 
@@ -66,7 +67,9 @@ def test_model_server_serves_the_champion_with_its_own_predictions(
     assert body["model_version"] == str(champion.version)
     own = mlflow.pyfunc.load_model(f"models:/{endpoints.model_name}@{CHAMPION}")
     expected = own.predict(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
-    np.testing.assert_allclose(body["predictions"], np.asarray(expected), rtol=1e-6)
+    # The server prices with the compiled model, which the parity gate held to the reference.
+    assert model["runtime"] == "onnx", model
+    np.testing.assert_allclose(body["predictions"], np.asarray(expected), rtol=PARITY_RTOL)
     assert all(math.isfinite(p) and p > 0 for p in body["predictions"])
 
 
