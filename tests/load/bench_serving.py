@@ -34,8 +34,9 @@ from rich.table import Table
 from mlpipe.compiled import CompiledModel
 from mlpipe.config import Settings, compute_threads, load_settings
 from mlpipe.pipeline import run_training, training_frame
-from mlpipe.registry import load_alias, read_served_model
+from mlpipe.registry import load_alias
 from mlpipe.schema import PredictRequest, PredictResponse
+from mlpipe.served import read_served_model
 from stackctl.loadtest import LOAD_DIR, Profile, Summary, run_profile
 
 DATASET = LOAD_DIR.parents[1] / "ai-analysis" / "data" / "diamonds.csv.gz"

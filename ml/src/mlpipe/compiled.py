@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from pydantic import BaseModel
 
 from mlpipe.schema import (
@@ -33,6 +32,14 @@ from mlpipe.schema import (
     DiamondFeatures,
 )
 
+if TYPE_CHECKING:  # serving needs no pandas: frames come only from training and the gate
+    import pandas as pd
+
+# Where a run keeps its compiled model, and the run (and so version) tags that say how its
+# parity gate went: "passed", "failed" or "unavailable" (it could not be compiled).
+COMPILED_ARTIFACT: Final = "compiled/model.onnx"
+TAG_COMPILED_PARITY: Final = "compiled_parity"
+TAG_COMPILED_ERROR: Final = "compiled_max_relative_error"
 # The largest relative price difference the gate accepts between the compiled model and the
 # reference on any held-out row. Float32 sums of a few hundred leaf values differ by ~2e-6
 # (measured on the committed dataset); a flipped split near a threshold moves a price by far more.

@@ -2,8 +2,8 @@
 
 Public API (stable):
 
-- ``Predictor``: the one model type (anything with a scikit-learn style ``predict``); the
-  registry loads one, the model server serves one.
+- ``Predictor`` (from ``mlpipe.predictor``): the one model type (anything with a scikit-learn
+  style ``predict``); the registry loads one, the model server serves one.
 - ``Metrics`` (pydantic: rmse, mae, r2, n_rows) and ``regression_metrics(y_true, y_pred) -> Metrics``,
   the one implementation (monitoring uses it too). R^2 is 0.0 when the truth is constant (it is
   undefined there).
@@ -15,7 +15,6 @@ Public API (stable):
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,13 +23,8 @@ from pydantic import BaseModel
 
 from mlpipe.config import compute_threads
 from mlpipe.features import feature_frame
+from mlpipe.predictor import Predictor
 from mlpipe.schema import TARGET
-
-
-class Predictor(Protocol):
-    """Anything with a scikit-learn style ``predict``."""
-
-    def predict(self, X: Any) -> Any: ...
 
 
 class Metrics(BaseModel):

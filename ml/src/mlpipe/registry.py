@@ -47,9 +47,11 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 from pydantic import BaseModel
 
+from mlpipe.compiled import COMPILED_ARTIFACT, TAG_COMPILED_ERROR, TAG_COMPILED_PARITY
 from mlpipe.config import Settings, mlflow_environment
-from mlpipe.evaluate import Evaluation, Predictor, score
+from mlpipe.evaluate import Evaluation, score
 from mlpipe.features import feature_frame
+from mlpipe.predictor import Predictor
 from mlpipe.train import TrainedModel, params_fingerprint
 
 if TYPE_CHECKING:
@@ -69,11 +71,6 @@ _RUN_ONLY_TAGS: Final = frozenset({MODEL_URI_TAG, MODEL_LOGGED_TAG})
 _MLFLOW_SYSTEM_TAG_PREFIX: Final = "mlflow."
 MODEL_ARTIFACT: Final = "model"
 INPUT_EXAMPLE_ROWS: Final = 5
-# The compiled model (mlpipe.compiled) is logged under the run's artifacts, with its parity gate's
-# outcome as a run tag (so a version carries it too): "passed", "failed" or "unavailable".
-COMPILED_ARTIFACT: Final = "compiled/model.onnx"
-TAG_COMPILED_PARITY: Final = "compiled_parity"
-TAG_COMPILED_ERROR: Final = "compiled_max_relative_error"
 
 
 class RegistryError(RuntimeError):
@@ -399,30 +396,6 @@ def read_model(model_uri: str, *, tracking_uri: str | None) -> Predictor:
             )
         model: Predictor = skops.io.load(files[0], trusted=list(SKOPS_TRUSTED_TYPES))
     return model
-
-
-def read_served_model(model_uri: str, *, tracking_uri: str | None) -> Predictor:
-    """What the model server serves for ``models:/NAME/VERSION``: the compiled model when the
-    version passed the parity gate, else (a version registered before there was one) the
-    scikit-learn model that `read_model` loads."""
-    import mlflow
-    import mlflow.artifacts
-
-    from mlpipe.compiled import CompiledModel
-
-    name, _, number = model_uri.removeprefix("models:/").partition("/")
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    version = client.get_model_version(name, number)
-    if version.tags.get(TAG_COMPILED_PARITY) != "passed":
-        return read_model(model_uri, tracking_uri=tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="mlpipe-compiled-") as folder:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path=COMPILED_ARTIFACT,
-            dst_path=folder,
-            tracking_uri=tracking_uri,
-        )
-        return CompiledModel.from_bytes(Path(local).read_bytes())
 
 
 def load_model(settings: Settings, model_uri: str) -> Predictor:

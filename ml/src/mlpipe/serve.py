@@ -18,11 +18,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -41,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlpipe.compiled import CompiledModel
-from mlpipe.evaluate import Predictor
+from mlpipe.predictor import Predictor
 from mlpipe.schema import (
     FEATURE_COLUMNS,
     MAX_BATCH_ROWS,
@@ -50,6 +49,9 @@ from mlpipe.schema import (
     PredictResponse,
 )
 from stackcontract import metrics as metric_names
+
+if TYPE_CHECKING:  # frames only for the scikit-learn reference: the compiled path has none
+    import pandas as pd
 
 log = logging.getLogger("mlpipe.serve")
 
@@ -289,10 +291,10 @@ class ModelInfo(BaseModel):
 
 
 def registry_loader(tracking_uri: str | None) -> Callable[[str], Predictor]:
-    """The registry's loader of what is served (`mlpipe.registry.read_served_model`) bound to
+    """The registry's loader of what is served (`mlpipe.served.read_served_model`) bound to
     ``tracking_uri``: the compiled model of a version that passed the parity gate, else the
     sklearn estimator. The server's pydantic schema does the input checks either way."""
-    from mlpipe.registry import read_served_model
+    from mlpipe.served import read_served_model
 
     return functools.partial(read_served_model, tracking_uri=tracking_uri or None)
 
@@ -413,7 +415,9 @@ class ReloadPoller:
 
 def instances_frame(rows: list[DiamondFeatures]) -> pd.DataFrame:
     """The instances as a DataFrame with the schema's column order (one list per column is the
-    cheapest way pandas builds a frame)."""
+    cheapest way pandas builds a frame): for the scikit-learn reference only."""
+    import pandas as pd
+
     return pd.DataFrame(
         {column: [getattr(row, column) for row in rows] for column in FEATURE_COLUMNS}
     )

@@ -13,6 +13,7 @@ from mlpipe import compiled, evaluate, pipeline, registry
 from mlpipe.compiled import PARITY_RTOL, CompiledModel
 from mlpipe.config import Settings
 from mlpipe.features import feature_frame
+from mlpipe.served import read_served_model
 from mlpipe.train import TrainedModel, params_fingerprint, train_model
 
 WEAK = {"max_iter": 3, "learning_rate": 0.05}  # deliberately bad: a few shallow steps
@@ -242,7 +243,7 @@ def test_the_served_model_is_the_compiled_one_and_prices_like_the_reference(
     run = registry.mlflow_client(mlflow_settings).get_run(version.run_id)
     assert run.data.tags[registry.TAG_COMPILED_PARITY] == "passed"
     uri = f"models:/{mlflow_settings.model_name}/{version.version}"
-    served = registry.read_served_model(uri, tracking_uri=mlflow_settings.mlflow_tracking_uri)
+    served = read_served_model(uri, tracking_uri=mlflow_settings.mlflow_tracking_uri)
     assert isinstance(served, CompiledModel)
     rows = feature_frame(good.test)
     np.testing.assert_allclose(served.predict(rows), good.model.predict(rows), rtol=PARITY_RTOL)
@@ -270,7 +271,7 @@ def test_a_version_whose_compiled_model_fails_the_gate_is_never_promoted(
     assert "failed the parity gate" in decision.reason
     assert champion(mlflow_settings) is None
     uri = f"models:/{mlflow_settings.model_name}/{version.version}"
-    served = registry.read_served_model(uri, tracking_uri=mlflow_settings.mlflow_tracking_uri)
+    served = read_served_model(uri, tracking_uri=mlflow_settings.mlflow_tracking_uri)
     assert not isinstance(served, CompiledModel), "a failed compiled model is never loaded"
 
 

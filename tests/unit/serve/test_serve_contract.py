@@ -160,3 +160,18 @@ def test_fuzzed_requests_get_no_5xx_and_follow_the_document(served_app: FastAPI)
             check()
             checked.append(f"{operation.method.upper()} {operation.path} {mode.value}")
     assert {"POST /predict positive", "POST /predict negative"} <= set(checked), checked
+
+
+def test_serving_imports_neither_pandas_nor_scikit_learn() -> None:
+    """The model-server image installs mlpipe without its `train` extra: the server and its
+    loader must start without pandas, scikit-learn or the converter (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    heavy = ("pandas", "sklearn", "scipy", "pyarrow", "skl2onnx", "onnx", "pandera", "skops")
+    probe = (
+        "import sys, mlpipe.serve, mlpipe.served; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", f"serving imports {done.stdout.strip()}"
