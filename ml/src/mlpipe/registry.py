@@ -47,7 +47,12 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 from pydantic import BaseModel
 
-from mlpipe.compiled import COMPILED_ARTIFACT, TAG_COMPILED_ERROR, TAG_COMPILED_PARITY
+from mlpipe.compiled import (
+    COMPILED_ARTIFACT,
+    PARITY_RTOL,
+    TAG_COMPILED_ERROR,
+    TAG_COMPILED_PARITY,
+)
 from mlpipe.config import Settings, mlflow_environment
 from mlpipe.evaluate import Evaluation, score
 from mlpipe.features import feature_frame
@@ -435,8 +440,6 @@ def _decide(challenger_rmse: float, champion_rmse: float, margin: float) -> tupl
 def _parity_refusal(version: ModelVersion) -> str | None:
     """Why ``version`` may not become champion under the parity gate (None: it may). A version
     registered before models were compiled has no gate tag; it is served by scikit-learn."""
-    from mlpipe.compiled import PARITY_RTOL
-
     gate = version.tags.get(TAG_COMPILED_PARITY)
     if gate == "failed":
         error = version.tags.get(TAG_COMPILED_ERROR, "?")
