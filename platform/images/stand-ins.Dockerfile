@@ -69,3 +69,19 @@ RUN apt-get update \
 USER 65534
 EXPOSE 9091
 ENTRYPOINT ["/bin/pushgateway"]
+
+# ---- registry: Debian's docker-registry (the CNCF distribution registry) behind registry:3's
+# contract: port 5000, storage in /var/lib/registry, configuration /etc/distribution/config.yml
+FROM ${DEBIAN_IMAGE} AS registry
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends docker-registry wget \
+    && rm -rf /var/lib/apt/lists/* \
+    && ln -s /usr/bin/docker-registry /bin/registry \
+    && useradd --uid 10002 --user-group --no-create-home --home-dir /var/lib/registry stand-in-registry \
+    && mkdir -p /var/lib/registry && chown 10002:10002 /var/lib/registry
+COPY platform/images/stand-ins/registry-config.yml /etc/distribution/config.yml
+USER 10002
+EXPOSE 5000
+ENTRYPOINT ["/usr/bin/docker-registry", "serve"]
+CMD ["/etc/distribution/config.yml"]

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from kind_helpers import DIGEST, FakeDocker, load_fixture
+from kind_helpers import DIGEST, PUSHED_DIGEST, FakeDocker, load_fixture
 
 from stackcontract.settings import load_config
 from stackctl.k8s import backend as kind_backend
-from stackctl.k8s import preflight
+from stackctl.k8s import kind_registry, preflight
 from stackctl.k8s.commands import CommandResult
 from stackctl.k8s.readiness import ClusterSnapshot, DeployFailure, ReadinessPolicy
 
@@ -105,6 +105,8 @@ class FakeTools:
             out = RENDERED
         elif argv[:3] == ["kind", "get", "clusters"]:
             out = "\n".join(self.existing)
+        elif argv[:3] == ["kind", "get", "nodes"]:
+            out = f"{argv[argv.index('--name') + 1]}-control-plane\n"
         elif argv[:3] == ["kind", "create", "cluster"]:
             Path(argv[argv.index("--kubeconfig") + 1]).write_text("apiVersion: v1\n")
         elif "configmap" in argv and "get" in argv:
@@ -152,7 +154,14 @@ def make_backend(
     snapshot: ClusterSnapshot = READY,
     keep: bool = False,
     health: Callable[[httpx.Request], httpx.Response] = lambda _r: httpx.Response(200),
+    docker: FakeDocker | None = None,
 ) -> kind_backend.KindBackend:
+    client = docker or FakeDocker()
+
+    def registry() -> kind_registry.KindRegistry:
+        answering = lambda _url, timeout: httpx.Response(200)  # noqa: E731
+        return kind_registry.KindRegistry(client, "registry:3.0.0", get=answering)
+
     monkeypatch.setattr(kind_backend, "require_tool", lambda name, fix: name)
     config = load_config(environ={"STACK_REPO_ROOT": str(repo), "STACK_MLFLOW_PORT": "15000"})
     options = kind_backend.KindOptions(
@@ -176,7 +185,8 @@ def make_backend(
         options=options,
         runner=tools,
         probes=probes,
-        docker_client=FakeDocker,
+        docker_client=lambda: client,
+        registry=registry,
         reader=Reader(snapshot),
         http_client=httpx.Client(transport=httpx.MockTransport(health)),
     )
@@ -190,13 +200,13 @@ def _stages(repo: Path) -> list[tuple[str, str]]:
 def test_up_runs_every_stage_in_order_and_reports_host_endpoints(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tools = FakeTools()
-    backend = make_backend(repo, tools, monkeypatch)
+    tools, docker = FakeTools(), FakeDocker()
+    backend = make_backend(repo, tools, monkeypatch, docker=docker)
     endpoints = backend.up()
 
     assert tools.commands() == [
         "stack-manifests secrets", "kubectl kustomize", "kind get clusters", "kind create cluster",
-        "kind load image-archive", "kind load image-archive", "kubectl apply", "kubectl apply",
+        "kind get nodes", "kind load image-archive", "kubectl apply", "kubectl apply",
         "kubectl apply",
     ]  # fmt: skip
     create = tools.calls[3]
@@ -206,8 +216,28 @@ def test_up_runs_every_stage_in_order_and_reports_host_endpoints(
     assert {(m["containerPort"], m["hostPort"]) for m in kind_config["nodes"][0]["extraPortMappings"]} == {
         (30833, 8333), (30500, 15000), (30880, 8080), (30800, 8000),
     }  # fmt: skip
+    # the project image goes through the cluster's registry, by digest; third-party ones by archive
     loaded = [Path(c[3]).name for c in tools.calls if c[:3] == ["kind", "load", "image-archive"]]
-    assert loaded == ["mlflow_dev.tar", f"sha256-{'d4' * 32}.tar"]
+    assert loaded == [f"sha256-{'d4' * 32}.tar"]
+    assert docker.images.pushed == ["localhost:5001/airflow-on-k8s/mlflow:dev"]
+    (run,) = docker.containers.runs
+    assert (run["name"], run["ports"]) == ("kind-registry", {"5000/tcp": ("127.0.0.1", 5001)})
+    assert docker.networks.connects == [("kind", "kind-registry")]
+    node = docker.containers.store[f"{cluster}-control-plane"]
+    assert node.execs == [["mkdir", "-p", "/etc/containerd/certs.d/localhost:5001"]]
+    assert list(node.archives) == ["/etc/containerd/certs.d/localhost:5001"]
+    applied = list(
+        yaml.safe_load_all((backend.cluster_dir(cluster) / "manifests.yaml").read_text())
+    )
+    images = {c["image"] for d in applied if d["kind"] in {"Deployment", "StatefulSet"}
+              for c in d["spec"]["template"]["spec"]["containers"]}  # fmt: skip
+    assert images == {
+        f"localhost:5001/airflow-on-k8s/mlflow@{PUSHED_DIGEST}",
+        f"postgres:17-alpine@{DIGEST}",
+    }
+    (hosting,) = [d for d in applied if d["metadata"]["name"] == "local-registry-hosting"]
+    assert hosting["metadata"]["namespace"] == "kube-public"
+    assert yaml.safe_load(hosting["data"]["localRegistryHosting.v1"])["host"] == "localhost:5001"
     fingerprint_doc = yaml.safe_load(tools.inputs[-1] or "")
     assert fingerprint_doc["metadata"]["namespace"] == "kube-system"
 
@@ -222,7 +252,7 @@ def test_up_runs_every_stage_in_order_and_reports_host_endpoints(
     assert backend.endpoints() == endpoints
     assert json.loads(backend.state_file.read_text())["cluster"] == cluster
     assert _stages(repo) == [
-        ("preflight", "ok"), ("render", "ok"), ("build", "ok"), ("create", "ok"),
+        ("preflight", "ok"), ("render", "ok"), ("build", "ok"), ("push", "ok"), ("create", "ok"),
         ("load", "ok"), ("apply", "ok"), ("wait", "ok"),
     ]  # fmt: skip
 
@@ -351,3 +381,30 @@ def test_down_from_a_new_process_deletes_the_recorded_cluster(
     again = FakeTools()
     make_backend(repo, again, monkeypatch).down()  # nothing recorded: nothing to delete
     assert again.calls == []
+
+
+def test_down_purge_removes_the_registry_and_its_images(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker = FakeDocker()
+    make_backend(repo, FakeTools(), monkeypatch, docker=docker).up()
+    make_backend(repo, FakeTools(), monkeypatch, docker=docker).down()
+    assert not docker.containers.store["kind-registry"].removed  # kept for the next cluster
+    make_backend(repo, FakeTools(), monkeypatch, docker=docker).down(purge=True)
+    assert docker.containers.store["kind-registry"].removed
+    assert docker.volumes.removed == ["kind-registry-data"]
+
+
+def test_down_purge_without_an_engine_says_the_registry_was_left(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from docker.errors import DockerException
+
+    def no_engine() -> Any:
+        raise DockerException("Error while fetching server API version")
+
+    backend = make_backend(repo, FakeTools(), monkeypatch)
+    backend._registry_factory = None
+    backend._docker_client = no_engine
+    backend.down(purge=True)
+    assert "the kind registry was not removed" in capsys.readouterr().out

@@ -57,12 +57,12 @@ def test_every_project_image_is_a_target_of_the_one_dockerfile(tmp_path: Path) -
         images.dockerfile_for(tmp_path, "airflow-on-k8s/grafana:dev")
 
 
-def test_project_images_are_built_for_amd64_and_saved_with_their_name(tmp_path: Path) -> None:
+def test_project_images_are_built_for_amd64_and_not_saved(tmp_path: Path) -> None:
     (tmp_path / "platform/images").mkdir(parents=True)
     (tmp_path / "platform/images/Dockerfile").write_text("FROM scratch\n")
     docker = FakeDocker()
     store = images.ImageStore(docker, tmp_path, tmp_path / "cache")
-    (prepared,) = images.prepare_images(store, ["airflow-on-k8s/mlflow:dev"], tmp_path / "build")
+    (prepared,) = images.prepare_images(store, ["airflow-on-k8s/mlflow:dev"])
     (build,) = docker.images.built
     assert build["platform"] == "linux/amd64"
     assert build["path"] == str(tmp_path)
@@ -70,11 +70,10 @@ def test_project_images_are_built_for_amd64_and_saved_with_their_name(tmp_path: 
     assert build["target"] == "mlflow"
     assert build["tag"] == "airflow-on-k8s/mlflow:dev"
     assert prepared.built
-    assert prepared.archive == tmp_path / "build/mlflow_dev.tar"
-    assert prepared.archive.read_bytes() == b"tar-sha256:" + b"b1" * 32
-    assert docker.images.store["airflow-on-k8s/mlflow:dev"].saved_as == [
-        "airflow-on-k8s/mlflow:dev"
-    ]
+    assert prepared.digest == "sha256:" + "b1" * 32
+    # no archive: project images reach the nodes through the cluster's registry, by digest
+    assert prepared.archive is None
+    assert docker.images.store["airflow-on-k8s/mlflow:dev"].saved_as == []
 
 
 def test_third_party_images_are_pulled_once_and_cached_by_digest(tmp_path: Path) -> None:

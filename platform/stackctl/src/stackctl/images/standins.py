@@ -3,7 +3,7 @@ pulled, else (no registry here; air-gapped sites) a stand-in built on this machi
 
 - The Python base of platform/images/Dockerfile falls back to a Debian base made from the
   machine's own apt sources with `mmdebstrap` (Debian's python3).
-- PostgreSQL, SeaweedFS, Prometheus and the Pushgateway fall back to the targets of
+- PostgreSQL, SeaweedFS, Prometheus, the Pushgateway and the kind cluster's registry fall back to the targets of
   platform/images/stand-ins.Dockerfile, built FROM that Debian base.
 - Grafana, statsd-exporter and MinIO have no stand-in (none of them is packaged in Debian or on
   PyPI): where they cannot be pulled they are unavailable, with that reason, never faked.
@@ -30,6 +30,7 @@ STAND_IN_TARGETS = {
     "chrislusf/seaweedfs": "seaweedfs",
     "prom/prometheus": "prometheus",
     "prom/pushgateway": "pushgateway",
+    "registry": "registry",
 }
 NO_STAND_IN = {
     "grafana/grafana": "Grafana is packaged neither in Debian nor on PyPI or npm",

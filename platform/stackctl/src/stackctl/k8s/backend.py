@@ -4,14 +4,17 @@
 reports/kind/durations.json:
 
   preflight -> render (dev secrets, `kubectl kustomize`, kind config) -> build (project images)
-  -> create (kind cluster, unless a running one has the same fingerprint) -> load
-  (`kind load image-archive`) -> apply (`kubectl apply --server-side`) -> wait (readiness engine)
+  -> push (to the cluster's local registry, stackctl.k8s.kind_registry) -> create (kind cluster,
+  unless a running one has the same fingerprint; the nodes learn the registry) -> load (`kind load
+  image-archive` of third-party images) -> apply (`kubectl apply --server-side`, project images
+  by registry digest) -> wait (readiness engine)
 
 and returns the Endpoints (host URLs through the kind port mappings, credentials from the
 generated dev secrets). If a stage after `create` fails, diagnostics are collected into
 reports/kind/diagnostics-<timestamp>/ and the cluster is deleted (unless `keep_cluster`); SIGINT
 and SIGTERM take the same path. `running()` wraps up -> tests -> collect on failure -> delete for
-test sessions. `down()` deletes the cluster recorded in .stack/kind/state.json.
+test sessions. `down()` deletes the cluster recorded in .stack/kind/state.json; `--purge` also
+removes the registry and the images it holds.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ from stackcontract.endpoints import Endpoints
 from stackcontract.envfile import parse_env_file
 from stackcontract.settings import StackConfig
 from stackctl.backend import options_from_choices
-from stackctl.k8s import deploy, images, kind, preflight, readiness
+from stackctl.images.project import REPORTS
+from stackctl.images.registry import push
+from stackctl.images.standins import ImageResolver
+from stackctl.k8s import deploy, images, kind, kind_registry, preflight, readiness
 from stackctl.k8s.commands import Runner, require_tool, run_command
 from stackctl.k8s.diagnostics import AirflowAccess, Collector, diagnostics_dir
 from stackctl.k8s.stages import DEFAULT_STAGE_DEADLINES, StageRecorder
@@ -98,6 +104,13 @@ class RenderedStack:
     secrets: dict[str, str]
     images: list[str]
 
+    def pinned_text(self, pinned: Mapping[str, str], registry: str) -> str:
+        """What is applied: the manifests with project images by registry digest, and the
+        ConfigMap that says where the cluster's registry is."""
+        docs = [*kind_registry.pin_images(self.manifests, pinned)]
+        docs.append(kind_registry.local_registry_hosting(registry))
+        return yaml.safe_dump_all(docs, sort_keys=False)
+
 
 class KindBackend:
     name = "kind"
@@ -114,6 +127,7 @@ class KindBackend:
         docker_client: Callable[[], Any] | None = None,
         reader: readiness.ClusterReader | None = None,
         http_client: httpx.Client | None = None,
+        registry: Callable[[], kind_registry.KindRegistry] | None = None,
     ) -> None:
         self.config = config
         self.options = KindOptions.from_choices(options)
@@ -123,6 +137,7 @@ class KindBackend:
         self._docker_client = docker_client
         self._reader = reader
         self._http_client = http_client
+        self._registry_factory = registry
         self.root = self.config.repo_root
         self.state_dir = state_dir or self.config.state_dir / "kind"
         self.reports_dir = self.options.reports_dir or self.root / "reports" / "kind"
@@ -169,6 +184,11 @@ class KindBackend:
             stack = self.render(kubectl, versions, deadline.remaining())
         with self.recorder.stage("build"):
             prepared = self._build_images(stack.images)
+        with self.recorder.stage("push"):
+            registry = self._registry()
+            registry.ensure()
+            pinned = self._push(registry, prepared)
+        applied = stack.pinned_text(pinned, registry.address)
         config_text = yaml.safe_dump(stack.kind_config, sort_keys=False)
         digests = {p.reference: p.digest for p in prepared}
         wanted = kind.fingerprint(config_text, stack.manifests_text, digests, versions.kind_version)
@@ -184,7 +204,9 @@ class KindBackend:
                     for stage in ("create", "load", "apply"):
                         self.recorder.skip(stage, f"reused {cluster}: fingerprint {wanted[:12]}")
                 else:
-                    self._create_load_apply(cli, cluster, versions, config_text, stack, prepared)
+                    self._create_load_apply(
+                        cli, cluster, versions, config_text, registry, applied, prepared
+                    )
                     cli.write_fingerprint(cluster, self.kubeconfig(cluster), wanted, 60)
                 endpoints = self._wait_and_report(stack, kubeconfig, cluster, reused=bool(reused))
             except BaseException:
@@ -247,6 +269,7 @@ class KindBackend:
         self.endpoints_file.unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
         if purge:
+            self._remove_registry()
             shutil.rmtree(self.state_dir, ignore_errors=True)
             with suppress(deploy.DeployConfigError):
                 deploy.secrets_env_path(self.root / deploy.KIND_OVERLAY).unlink(missing_ok=True)
@@ -316,9 +339,43 @@ class KindBackend:
         return docker.from_env(timeout=600)
 
     def _build_images(self, references: list[str]) -> list[images.PreparedImage]:
-        build_dir = self.state_dir / "images"
         store = images.ImageStore(self._docker(), self.root, self.options.image_cache)
-        return list(images.prepare_images(store, references, build_dir))
+        return list(images.prepare_images(store, references))
+
+    def _registry(self, *, resolve_image: bool = True) -> kind_registry.KindRegistry:
+        """The cluster's local registry; its image is the pinned one, else the stand-in."""
+        if self._registry_factory is not None:
+            return self._registry_factory()
+        client = self._docker()
+        image = ""
+        if resolve_image:
+            warn = self.console.print if self.console else print
+            resolver = ImageResolver(client, self.root, self.root / REPORTS, warn=warn)
+            image = resolver.resolve("registry").reference
+        return kind_registry.KindRegistry(
+            client, image, host_port=kind_registry.host_port_from_env()
+        )
+
+    def _remove_registry(self) -> None:
+        from docker.errors import DockerException
+
+        try:
+            self._registry(resolve_image=False).remove(volume=True)
+        except DockerException as error:  # no engine: nothing of ours can be running on it
+            note = f"No Docker engine answers ({error}); the kind registry was not removed."
+            (self.console.print if self.console else print)(note)
+
+    def _push(
+        self, registry: kind_registry.KindRegistry, prepared: list[images.PreparedImage]
+    ) -> dict[str, str]:
+        """Push the built images; built reference -> `localhost:PORT/<name>@<digest>`."""
+        client, pinned = self._docker(), {}
+        for image in prepared:
+            if image.built:
+                name, _, tag = image.reference.rpartition(":")
+                pushed = push(client, [image.reference], registry=registry.address, tag=tag)
+                pinned[image.reference] = pushed.images[name]
+        return pinned
 
     def _create_load_apply(
         self,
@@ -326,7 +383,8 @@ class KindBackend:
         cluster: str,
         versions: KindVersions,
         config_text: str,
-        stack: RenderedStack,
+        registry: kind_registry.KindRegistry,
+        applied: str,
         prepared: list[images.PreparedImage],
     ) -> None:
         directory = self.cluster_dir(cluster)
@@ -336,13 +394,17 @@ class KindBackend:
         kubeconfig = self.kubeconfig(cluster)
         with self.recorder.stage("create") as deadline:
             cli.create(cluster, config_path, versions.node_image, kubeconfig, deadline.remaining())
+            registry.connect(kind_registry.KIND_NETWORK)
+            for node in cli.nodes(cluster, timeout=deadline.remaining()):
+                registry.configure_node(node)
         with self.recorder.stage("load") as deadline:
             for image in prepared:
                 deadline.check()
-                cli.load_archive(cluster, image.archive, deadline.remaining())
+                if image.archive is not None:
+                    cli.load_archive(cluster, image.archive, deadline.remaining())
         with self.recorder.stage("apply") as deadline:
             manifest = directory / "manifests.yaml"
-            manifest.write_text(stack.manifests_text)
+            manifest.write_text(applied)
             deploy.apply_manifests(
                 self.runner, cli.kubectl, kubeconfig, kind.kube_context(cluster), manifest,
                 deadline.remaining(),

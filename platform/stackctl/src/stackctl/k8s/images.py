@@ -1,5 +1,6 @@
-"""Images for the kind cluster: build the project's images, cache third-party ones, and load both
-into the nodes with `kind load image-archive`.
+"""Images for the kind cluster: build the project's images (pushed to the cluster's local
+registry, stackctl.k8s.kind_registry), cache third-party ones and load those into the nodes with
+`kind load image-archive`.
 
 - Project images are the `airflow-on-k8s/<name>:<tag>` references of the rendered overlay; each is
   the target `<name>` of platform/images/Dockerfile, built with the docker SDK for linux/amd64
@@ -129,13 +130,6 @@ class ImageStore:
             raise ImageError(f"Building {reference} failed: {exc}") from exc
         return str(image.id)
 
-    def save(self, reference: str, archive: Path) -> Path:
-        """`docker save` one image (with its name, so containerd gets the tag) to `archive`."""
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        image = self.client.images.get(reference)
-        _write_chunks(image.save(named=reference), archive)
-        return archive
-
     def third_party_archive(self, reference: str) -> tuple[Path, str]:
         """The cached archive of a third-party image (pulled and saved on first use) and its
         digest. Unpinned references are resolved to a digest through the cache index."""
@@ -184,21 +178,16 @@ def _repo_digest(attrs: Mapping[str, Any], reference: str) -> str:
 @dataclass(frozen=True)
 class PreparedImage:
     reference: str
-    archive: Path
+    archive: Path | None  # third-party images only: project images go through the registry
     digest: str  # image id for project images, registry digest for third-party ones
     built: bool
 
 
-def prepare_images(
-    store: ImageStore, references: Sequence[str], build_dir: Path
-) -> Iterator[PreparedImage]:
-    """Build + save project images into `build_dir`; fetch third-party ones from the cache."""
+def prepare_images(store: ImageStore, references: Sequence[str]) -> Iterator[PreparedImage]:
+    """Build project images (to be pushed); fetch third-party ones' archives from the cache."""
     for reference in references:
         if is_project_image(reference):
-            image_id = store.build(reference)
-            safe = reference.removeprefix(PROJECT_REPOSITORY).replace(":", "_").replace("/", "_")
-            archive = store.save(reference, build_dir / f"{safe}.tar")
-            yield PreparedImage(reference, archive, image_id, built=True)
+            yield PreparedImage(reference, None, store.build(reference), built=True)
         else:
             archive, digest = store.third_party_archive(reference)
             yield PreparedImage(reference, archive, digest, built=False)

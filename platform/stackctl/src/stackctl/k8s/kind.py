@@ -193,6 +193,11 @@ class KindCli:
     def export_logs_args(self, name: str, dest: Path) -> list[str]:
         return [self.kind, "export", "logs", str(dest), "--name", name]
 
+    def nodes(self, name: str, timeout: float = 30) -> list[str]:
+        """The node containers of cluster `name`."""
+        out = self.runner([self.kind, "get", "nodes", "--name", name], timeout=timeout).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
     def clusters(self, timeout: float = 30) -> list[str]:
         out = self.runner([self.kind, "get", "clusters"], timeout=timeout).stdout
         return [line.strip() for line in out.splitlines() if line.strip()]

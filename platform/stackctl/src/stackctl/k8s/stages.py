@@ -19,6 +19,7 @@ DEFAULT_STAGE_DEADLINES: dict[str, float] = {
     "render": 180,
     "create": 300,
     "build": 1200,
+    "push": 600,
     "load": 600,
     "apply": 180,
     "wait": 900,
