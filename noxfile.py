@@ -29,6 +29,11 @@ DEV_GROUPS = ("test", "airflow", "k8s", "load", "lint", "compose")
 # modules are compiled by no sync, and were recompiled by every process (collecting the unit tier:
 # 26 s -> 10 s per process). An empty value unsets the variable for Python.
 CACHE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+# What `nox -s report` measures itself (fixed inputs) before collecting what the tiers wrote.
+REPORT_MEASURES = {
+    "mlpipe.scorecard": "reports/model/scorecard.json",
+    "stackctl.report.dag_parse": "reports/dags/parse.json",
+}
 # The integration suite, against whichever backend `--backend` names (local by default).
 INTEGRATION_SUITE = ("pytest", "tests/integration", "-m", "integration")
 
@@ -255,6 +260,15 @@ def push_images(session: nox.Session) -> None:
     install(session, groups=("k8s",))
     require_tool(session, "docker", fix="install Docker with the buildx plugin")
     session.run("python", "-m", "stackctl.eks", "push-images", *session.posargs)
+
+
+@nox.session(python=PYTHON, venv_backend="none")
+def report(session: nox.Session) -> None:
+    """What this change did against main's report: model, data and performance deltas, gated."""
+    tools = dev_venv(session)  # the scorecard trains; the parse timing imports Airflow
+    for module, out in REPORT_MEASURES.items():  # measured here: the same inputs for main and PR
+        session.run(tools / "python", "-m", module, "--out", out, external=True)
+    session.run(tools / "python", "-m", "stackctl.report", *session.posargs, external=True)
 
 
 @nox.session(python=PYTHON)

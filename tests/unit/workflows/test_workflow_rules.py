@@ -57,6 +57,7 @@ def test_pr_jobs_cover_every_tier() -> None:
         "integration-compose",
         "integration-kind",
         "load",
+        "report",
     }
 
 
@@ -192,7 +193,7 @@ def _no_path_filter(workflow: Workflow) -> None:
 PR_MUTATIONS: dict[str, tuple[Mutation, str]] = {
     "tag instead of SHA": (_unpin_checkout, "pr.yml: job 'unit' step 1 ('actions/checkout@v4')"),
     "39-hex SHA": (_short_sha, "pr.yml: job 'lint' step 2"),
-    "arbitrary command": (_curl_step, "pr.yml: job 'integration' step 8 ('fetch'): runs 'curl"),
+    "arbitrary command": (_curl_step, "pr.yml: job 'integration' step 9 ('fetch'): runs 'curl"),
     "chained command": (
         _chained_step,
         "pr.yml: job 'lint' step 4 ('platform/bootstrap.sh nox -s lint && rm -rf reports'): chains",
