@@ -79,6 +79,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    import stack_hooks
+
+    pluginmanager.add_hookspecs(stack_hooks)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     backend = config.getoption("--backend")
     path = REPO_ROOT / "reports" / "integration" / backend / "timings.json"
@@ -269,8 +275,9 @@ def first_training(
             request.config,
             f"reusing ml_training run {existing.run.run_id} (champion v{existing.version})",
         )
-        return existing
-    return train(airflow, registry, endpoints, {}, request.config)
+    trained = existing or train(airflow, registry, endpoints, {}, request.config)
+    request.config.hook.pytest_integration_stack_trained(config=request.config)
+    return trained
 
 
 @pytest.fixture(scope="session")

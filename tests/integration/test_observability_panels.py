@@ -74,6 +74,19 @@ def wait_for_data(prometheus: httpx.Client, expr: str, timeout: float) -> list[A
         time.sleep(POLL_SECONDS)
 
 
+def wait_for_next_scrape(prometheus: httpx.Client, stamp: str, timeout: float) -> None:
+    """Until the sample time `stamp` evaluates to moves on: one more scrape has landed (polled
+    every second instead of sleeping a whole scrape interval)."""
+    first = instant_query(prometheus, stamp)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = instant_query(prometheus, stamp)
+        if first and now and float(now[0]["value"][1]) > float(first[0]["value"][1]):
+            return
+        time.sleep(1.0)
+    pytest.fail(f"Prometheus scraped no new sample of {stamp!r} within {timeout:.0f}s")
+
+
 @pytest.fixture(scope="module")
 def prometheus(endpoints: Endpoints) -> Any:
     if endpoints.prometheus_url is None:
@@ -103,12 +116,14 @@ def panel_traffic(
         mlflow.get("/api/2.0/mlflow/experiments/search", params={"max_results": 5})
     s3.list_objects_v2(Bucket=endpoints.s3_bucket, MaxKeys=5)
     # Two scrapes after the traffic, so rate() and histogram_quantile() see it.
-    signal = 'sum(model_server_invalid_payloads_total{endpoint="/predict"})'
+    series = 'model_server_invalid_payloads_total{endpoint="/predict"}'
+    signal = f"sum({series})"
     assert wait_for_data(prometheus, signal, DATA_TIMEOUT_SECONDS), (
         f"Prometheus at {endpoints.prometheus_url} never scraped the model server's 422 counter: "
         "is the model-server job in its scrape config and up?"
     )
-    time.sleep(20)
+    # timestamp() of the raw series: of an aggregate it would be the query's own time
+    wait_for_next_scrape(prometheus, f"max(timestamp({series}))", DATA_TIMEOUT_SECONDS)
 
 
 def test_the_stack_panels_are_many() -> None:
