@@ -44,24 +44,32 @@ def wait_until(
     while True:
         if cancel.is_set():
             raise Cancelled(component)
-        try:
-            outcome = check()
-        except StartupError:
-            raise
-        except Exception as exc:  # any failure of a probe just means "not ready yet"
-            outcome = f"{type(exc).__name__}: {exc}"
+        outcome = _probe(check)
         if outcome is None:
             return time.monotonic() - started
         reason = outcome
         if on_wait is not None:
             on_wait(reason)
         if (dead := died()) is not None:
+            # A process that ended between the check and the death watch may have ended the
+            # way the check waits for (a one-shot `airflow db migrate` exiting 0): ask again.
+            if _probe(check) is None:
+                return time.monotonic() - started
             raise StartupError(component, f"{component}: {dead} before it was ready")
         if time.monotonic() - started > budget:
             raise StartupError(
                 component, f"{component} not ready after {budget:.0f}s (last check: {reason})"
             )
         cancel.wait(interval)
+
+
+def _probe(check: Check) -> str | None:
+    try:
+        return check()
+    except StartupError:
+        raise
+    except Exception as exc:  # any failure of a probe just means "not ready yet"
+        return f"{type(exc).__name__}: {exc}"
 
 
 def http_ok(
