@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 import yaml
 
+from stackcontract.errors import ConfigError
 from stackctl.local.components.monitoring import (
     PUSHGATEWAY_USER,
     Prometheus,
@@ -19,10 +20,29 @@ from stackctl.local.components.monitoring import (
     pushgateway_web_config,
 )
 from stackctl.local.context import RunContext
+from stackctl.prometheus import INTERVALS_FILE, scrape_intervals
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+INTERVALS = scrape_intervals(REPO)
+
+
+def test_every_backend_reads_the_intervals_the_kubernetes_prometheus_declares(
+    tmp_path: Path,
+) -> None:
+    k8s = yaml.safe_load((REPO / INTERVALS_FILE).read_text())["global"]
+    assert config()["global"] == k8s == INTERVALS
+    broken = tmp_path / INTERVALS_FILE
+    broken.parent.mkdir(parents=True)
+    broken.write_text("global:\n  scrape_interval: 15s\n")
+    with pytest.raises(ConfigError, match="`global:` lacks evaluation_interval"):
+        scrape_intervals(tmp_path)
 
 
 def config(*, pushgateway: str | None = "127.0.0.1:9091") -> dict[str, object]:
     return prometheus_config(
+        intervals=INTERVALS,
         model_server="127.0.0.1:8000",
         mlflow="127.0.0.1:5000",
         s3_metrics=("127.0.0.1:9327", "/metrics"),
@@ -51,6 +71,7 @@ def test_mlflow_is_scraped_as_the_stacks_mlflow_user(tmp_path: Path) -> None:
     """MLflow's auth app guards /metrics too: without the user the target would be down (401)."""
     assert "basic_auth" not in jobs(config())["mlflow"]
     generated = prometheus_config(
+        intervals=INTERVALS,
         model_server="127.0.0.1:8000",
         mlflow="127.0.0.1:5000",
         s3_metrics=None,
@@ -75,7 +96,12 @@ def test_no_pushgateway_no_pushgateway_job() -> None:
 def test_rule_files_are_listed_when_given(tmp_path: Path) -> None:
     rules = tmp_path / "alerts.yml"
     generated = prometheus_config(
-        model_server="a:1", mlflow="b:2", s3_metrics=None, pushgateway=None, rule_files=[rules]
+        intervals=INTERVALS,
+        model_server="a:1",
+        mlflow="b:2",
+        s3_metrics=None,
+        pushgateway=None,
+        rule_files=[rules],
     )
     assert generated["rule_files"] == [str(rules)]
     assert "s3" not in jobs(generated)
@@ -95,6 +121,7 @@ def test_alert_rule_files_finds_only_rule_groups(tmp_path: Path) -> None:
 def test_prometheus_scrapes_the_pushgateway_with_its_basic_auth(tmp_path: Path) -> None:
     password_file = tmp_path / "pushgateway-password"
     generated = prometheus_config(
+        intervals=INTERVALS,
         model_server="127.0.0.1:8000",
         mlflow="127.0.0.1:5000",
         s3_metrics=("127.0.0.1:9327", "/metrics"),

@@ -4,12 +4,18 @@ differ (loopback ports locally, service names on a container network)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SCRAPE_INTERVAL = "15s"
+from stackcontract.errors import ConfigError
+
+# How often every backend's Prometheus scrapes and evaluates rules, declared once: in the
+# `global:` section of the Kubernetes configuration; the local and Compose ones read it there.
+INTERVALS_FILE = Path("platform/k8s/base/prometheus/prometheus.yml")
+INTERVAL_KEYS = ("scrape_interval", "evaluation_interval")
 
 PUSHGATEWAY_USER = "monitoring"
 
@@ -23,6 +29,19 @@ def pushgateway_web_config(password: str) -> dict[str, Any]:
     return {"basic_auth_users": {PUSHGATEWAY_USER: hashed}}
 
 
+def scrape_intervals(repo_root: Path) -> dict[str, str]:
+    """The `global:` scrape and evaluation intervals of INTERVALS_FILE."""
+    path = repo_root / INTERVALS_FILE
+    try:
+        section = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("global") or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"Cannot read the Prometheus intervals from {path}: {error}") from None
+    missing = [key for key in INTERVAL_KEYS if not section.get(key)]
+    if missing:
+        raise ConfigError(f"{path}: `global:` lacks {', '.join(missing)}.")
+    return {key: str(section[key]) for key in INTERVAL_KEYS}
+
+
 def _job(name: str, target: str, *, path: str = "/metrics", **extra: Any) -> dict[str, Any]:
     return {
         "job_name": name,
@@ -34,6 +53,7 @@ def _job(name: str, target: str, *, path: str = "/metrics", **extra: Any) -> dic
 
 def prometheus_config(
     *,
+    intervals: Mapping[str, str],
     model_server: str,
     mlflow: str,
     s3_metrics: tuple[str, str] | None,
@@ -42,7 +62,8 @@ def prometheus_config(
     mlflow_auth: tuple[str, Path] | None = None,
     rule_files: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """The scrape configuration of the local stack; targets are `host:port` strings,
+    """The scrape configuration of the local stack; `intervals` are `scrape_intervals(repo)`,
+    targets are `host:port` strings,
     `s3_metrics` is `(target, metrics path)` and `mlflow_auth` `(user, password file)` (MLflow's
     auth app guards /metrics too)."""
     mlflow_extra: dict[str, Any] = {}
@@ -60,7 +81,7 @@ def prometheus_config(
         extra: dict[str, Any] = {"basic_auth": auth} if pushgateway_password_file else {}
         jobs.append(_job("pushgateway", pushgateway, honor_labels=True, **extra))
     config: dict[str, Any] = {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "global": dict(intervals),
         "scrape_configs": jobs,
     }
     if rule_files:

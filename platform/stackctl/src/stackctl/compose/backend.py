@@ -41,7 +41,12 @@ from stackctl.images.build import BuiltImage
 from stackctl.images.project import build_project_images, image_resolver
 from stackctl.local.context import S3Flavor
 from stackctl.progress import progress_display
-from stackctl.prometheus import PUSHGATEWAY_USER, prometheus_config, pushgateway_web_config
+from stackctl.prometheus import (
+    PUSHGATEWAY_USER,
+    prometheus_config,
+    pushgateway_web_config,
+    scrape_intervals,
+)
 from stackctl.training import (
     TrainingFailed,
     TrainingResult,
@@ -226,6 +231,7 @@ class ComposeBackend:
         else:
             s3_metrics = ("s3:8333", "/minio/v2/metrics/cluster")
         scrape = prometheus_config(
+            intervals=scrape_intervals(self.root),
             model_server="model-server:8000",
             mlflow="mlflow:5000",
             s3_metrics=s3_metrics,

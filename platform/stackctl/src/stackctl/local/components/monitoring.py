@@ -18,6 +18,7 @@ from stackctl.prometheus import (
     alert_rule_files,
     prometheus_config,
     pushgateway_web_config,
+    scrape_intervals,
 )
 
 INSTALL_HINT = "install with `apt-get install prometheus prometheus-pushgateway`"
@@ -118,6 +119,7 @@ class Prometheus(Component):
         else:
             s3_metrics = (_target(ports.s3_port), "/minio/v2/metrics/cluster")
         return prometheus_config(
+            intervals=scrape_intervals(ctx.config.repo_root),
             model_server=_target(ports.model_server_port),
             mlflow=_target(ports.mlflow_port),
             s3_metrics=s3_metrics,
