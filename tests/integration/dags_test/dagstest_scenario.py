@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -89,24 +90,33 @@ def seed_landing(stack: MiniStack) -> list[str]:
     return sorted(result.uploaded + result.unchanged)
 
 
-def run_airflow(args: list[str], env: dict[str, str], log: Path, timeout: float) -> float:
-    """Run an `airflow` command; fail with the log tail if it fails; return its duration."""
+def run_airflow(
+    args: list[str], env: dict[str, str], log: Path, timeout: float, cancel: threading.Event
+) -> float:
+    """Run an `airflow` command; fail with the log tail if it fails (or is cancelled: then it
+    is terminated); return its duration."""
     started = time.monotonic()
     with log.open("wb") as handle:
-        result = subprocess.run(
-            [str(BIN / "airflow"), *args],
-            env=env,
-            cwd=log.parent,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
+        process = subprocess.Popen(
+            [str(BIN / "airflow"), *args], env=env, cwd=log.parent,
+            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        while process.poll() is None:
+            if cancel.is_set() or time.monotonic() - started > timeout:
+                os.killpg(process.pid, signal.SIGTERM)  # its task processes too
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                why = "cancelled" if cancel.is_set() else f"timed out after {timeout:.0f}s"
+                pytest.fail(f"`airflow {' '.join(args)}` {why}")
+            cancel.wait(0.5)
     seconds = time.monotonic() - started
-    if result.returncode != 0:
+    if process.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-80:])
         pytest.fail(
-            f"`airflow {' '.join(args)}` exited {result.returncode} after {seconds:.0f}s:\n{tail}"
+            f"`airflow {' '.join(args)}` exited {process.returncode} after {seconds:.0f}s:\n{tail}"
         )
     return seconds
 
@@ -136,8 +146,10 @@ class Scenario:
     work: Path
     timings: dict[str, float] = field(default_factory=dict)
     started: list[Managed] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
     _future: Future[Outcome] | None = None
     _stopping: threading.Thread | None = None
+    _awaited: bool = False
 
     @property
     def logs(self) -> Path:
@@ -155,7 +167,9 @@ class Scenario:
     def outcome(self) -> Outcome:
         """Wait for the scenario; its failure (with the failing step's log) is raised here."""
         assert self._future is not None, "the dags_test scenario was never started"
-        return self._future.result(timeout=SCENARIO_TIMEOUT_SECONDS)
+        outcome = self._future.result(timeout=SCENARIO_TIMEOUT_SECONDS)
+        self._awaited = True  # an interrupted wait leaves it False: finish() cancels then
+        return outcome
 
     def stop_in_background(self) -> None:
         """Stop what the scenario started without waiting (SeaweedFS alone takes ~5 s)."""
@@ -164,7 +178,10 @@ class Scenario:
             self._stopping.start()
 
     def finish(self) -> dict[str, float]:
-        """Stop (or wait for the background stop) and return every step's seconds."""
+        """Stop (or wait for the background stop) and return every step's seconds. If no test
+        waited for the scenario (an interrupted run), it is cancelled rather than waited for."""
+        if not self._awaited:
+            self.cancel.set()
         if self._stopping is not None:
             self._stopping.join()
         return self.stop()
@@ -207,11 +224,11 @@ class Scenario:
         home.mkdir()
         env = airflow_env(stack, home)
         self.timings["airflow_db_migrate"] = run_airflow(
-            ["db", "migrate"], env, self.logs / "airflow-db-migrate.log", timeout=600
+            ["db", "migrate"], env, self.logs / "airflow-db-migrate.log", 600, self.cancel
         )
         self.timings["dags_test_ml_training"] = run_airflow(
             ["dags", "test", "ml_training"], env,
-            self.logs / "airflow-dags-test-ml_training.log", timeout=1800,
+            self.logs / "airflow-dags-test-ml_training.log", 1800, self.cancel,
         )  # fmt: skip
         return AirflowRun(home, env, landing)
 
@@ -227,7 +244,7 @@ class Scenario:
         }
         self.timings["dags_test_ml_monitoring"] = run_airflow(
             ["dags", "test", "ml_monitoring"], env,
-            self.logs / "airflow-dags-test-ml_monitoring.log", timeout=900,
+            self.logs / "airflow-dags-test-ml_monitoring.log", 900, self.cancel,
         )  # fmt: skip
         return httpx.get(f"{url}/metrics", timeout=10).text
 
