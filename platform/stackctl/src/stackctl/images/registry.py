@@ -31,6 +31,14 @@ class RegistryError(RuntimeError):
     """The registry cannot start, or a push failed; the message says which and the fix."""
 
 
+def answers_v2(address: str, *, get: Callable[..., httpx.Response] = httpx.get) -> bool:
+    """Whether the registry at `address` (`host:port`) answers the distribution API's /v2/."""
+    try:
+        return get(f"http://{address}/v2/", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def is_loopback(registry: str) -> bool:
     host = registry.split("/", 1)[0].rsplit(":", 1)[0]
     return host in {"127.0.0.1", "localhost", "[::1]"}
@@ -87,11 +95,8 @@ class LocalRegistry:
                     f"docker-registry exited with {self.process.returncode} at start (is port "
                     f"{self.port} taken?); see {self.root / 'registry.log'}."
                 )
-            try:
-                if httpx.get(f"http://{self.address}/v2/", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if answers_v2(self.address):
+                return
             time.sleep(0.3)
         self.stop()
         raise RegistryError(f"docker-registry did not answer /v2/ within {START_SECONDS:.0f}s.")

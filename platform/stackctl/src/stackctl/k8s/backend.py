@@ -349,8 +349,7 @@ class KindBackend:
         client = self._docker()
         image = ""
         if resolve_image:
-            warn = self.console.print if self.console else print
-            resolver = ImageResolver(client, self.root, self.root / REPORTS, warn=warn)
+            resolver = ImageResolver(client, self.root, self.root / REPORTS, warn=self._say)
             image = resolver.resolve("registry").reference
         return kind_registry.KindRegistry(
             client, image, host_port=kind_registry.host_port_from_env()
@@ -362,8 +361,10 @@ class KindBackend:
         try:
             self._registry(resolve_image=False).remove(volume=True)
         except DockerException as error:  # no engine: nothing of ours can be running on it
-            note = f"No Docker engine answers ({error}); the kind registry was not removed."
-            (self.console.print if self.console else print)(note)
+            self._say(f"No Docker engine answers ({error}); the kind registry was not removed.")
+
+    def _say(self, line: str) -> None:
+        (self.console.print if self.console else print)(line)
 
     def _push(
         self, registry: kind_registry.KindRegistry, prepared: list[images.PreparedImage]

@@ -44,24 +44,26 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "airflow-on-k8s" / "kind-images"
 
 
+def workload_containers(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The init and main containers of a workload manifest's pod (none for other kinds)."""
+    kind = doc.get("kind")
+    if kind == "CronJob":
+        spec = doc.get("spec", {}).get("jobTemplate", {}).get("spec", {})
+        pod = spec.get("template", {}).get("spec", {})
+    elif kind == "Pod":
+        pod = doc.get("spec", {})
+    elif kind in _WORKLOAD_KINDS:
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+    else:
+        return []
+    return [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+
+
 def images_in_manifests(manifests: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every container/init-container image referenced by the rendered workloads, sorted."""
-    found: set[str] = set()
-    for doc in manifests:
-        kind = doc.get("kind")
-        if kind == "CronJob":
-            spec = doc.get("spec", {}).get("jobTemplate", {}).get("spec", {})
-            pod = spec.get("template", {}).get("spec", {})
-        elif kind == "Pod":
-            pod = doc.get("spec", {})
-        elif kind in _WORKLOAD_KINDS:
-            pod = doc.get("spec", {}).get("template", {}).get("spec", {})
-        else:
-            continue
-        for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-            if container.get("image"):
-                found.add(str(container["image"]))
-    return sorted(found)
+    return sorted(
+        {str(c["image"]) for doc in manifests for c in workload_containers(doc) if c.get("image")}
+    )
 
 
 def is_project_image(reference: str) -> bool:

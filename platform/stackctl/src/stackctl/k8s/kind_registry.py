@@ -29,7 +29,8 @@ from typing import Any
 import httpx
 import yaml
 
-from stackctl.images.registry import RegistryError
+from stackctl.images.registry import RegistryError, answers_v2
+from stackctl.k8s.images import workload_containers
 
 REGISTRY_NAME = "kind-registry"
 CONTAINER_PORT = 5000
@@ -41,10 +42,6 @@ HOSTS_DIR = "/etc/containerd/certs.d"
 HOSTING_NAMESPACE = "kube-public"
 HOSTING_CONFIGMAP = "local-registry-hosting"
 DOCS = "https://kind.sigs.k8s.io/docs/user/local-registry/"
-_POD_SPEC_PATHS = {
-    "Pod": ("spec",),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
 
 
 def host_port_from_env(environ: Mapping[str, str] = os.environ) -> int:
@@ -75,14 +72,6 @@ def local_registry_hosting(address: str) -> dict[str, Any]:
     }
 
 
-def _pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
-    path = _POD_SPEC_PATHS.get(str(doc.get("kind")), ("spec", "template", "spec"))
-    node: Any = doc
-    for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else None
-
-
 def pin_images(
     docs: Sequence[Mapping[str, Any]], pinned: Mapping[str, str]
 ) -> list[dict[str, Any]]:
@@ -90,10 +79,7 @@ def pin_images(
     `registry/name@digest`) replaced; other images and the input are left as they are."""
     out = [copy.deepcopy(dict(doc)) for doc in docs]
     for doc in out:
-        spec = _pod_spec(doc)
-        if spec is None:
-            continue
-        for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for container in workload_containers(doc):
             if container.get("image") in pinned:
                 container["image"] = pinned[container["image"]]
     return out
@@ -177,23 +163,17 @@ class KindRegistry:
             )
 
     def _wait(self, container: Any, timeout: float) -> None:
-        url = f"http://127.0.0.1:{self.host_port}/v2/"
+        loopback = f"127.0.0.1:{self.host_port}"
         deadline = time.monotonic() + timeout
-        while True:  # asks at least once
-            try:
-                if self.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+        while not answers_v2(loopback, get=self.get):  # asks at least once
             if time.monotonic() >= deadline:
-                break
+                container.reload()
+                logs = container.logs(tail=20).decode(errors="replace")
+                raise RegistryError(
+                    f"The kind registry ({self.name}, {container.status}) did not answer "
+                    f"http://{loopback}/v2/ within {timeout:.0f}s. Its last log lines:\n{logs}"
+                )
             time.sleep(0.3)
-        container.reload()
-        logs = container.logs(tail=20).decode(errors="replace")
-        raise RegistryError(
-            f"The kind registry ({self.name}, {container.status}) did not answer {url} within "
-            f"{timeout:.0f}s. Its last log lines:\n{logs}"
-        )
 
     def connect(self, network: str = KIND_NETWORK) -> None:
         """Join the cluster's network (once), so nodes resolve the registry by name."""
