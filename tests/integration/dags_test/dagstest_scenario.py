@@ -207,7 +207,7 @@ class Scenario:
         weed, s3_endpoint = start_seaweedfs(self.work, self.logs)
         self.started.append(weed)
         wait_until(weed, s3_answers(s3_endpoint), timeout=120)
-        stack = MiniStack(s3_endpoint, "", load_settings().s3_bucket, self.work, self.timings)
+        stack = MiniStack(s3_endpoint, "", load_settings().s3_bucket, self.work)
         stack.s3().create_bucket(Bucket=stack.bucket)
         self._timed("seaweedfs_start", clock)
         clock = time.monotonic()

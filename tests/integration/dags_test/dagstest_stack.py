@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +113,12 @@ def wait_until(
 
 @dataclass
 class MiniStack:
-    """The endpoints of the started services and how long each took."""
+    """The endpoints of the started services."""
 
     s3_endpoint: str
     mlflow_url: str
     bucket: str
     work: Path
-    timings: dict[str, float] = field(default_factory=dict)
 
     def s3(self) -> Any:
         from stackcontract.s3 import s3_client
