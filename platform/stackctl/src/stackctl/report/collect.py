@@ -112,9 +112,6 @@ def _load(report: Report, reports: Path) -> None:
         report.metrics[f"load.{profile}.error_rate"] = Metric(
             value=summary["error_rate"], unit="share", source=source
         )
-        report.series[f"latency.{profile}"] = [
-            [summary["p50_ms"], summary["p95_ms"], summary["p99_ms"]]
-        ]
 
 
 def _integration(report: Report, reports: Path) -> None:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from stackctl.report.collect import Metric
+from stackctl.report.collect import Metric, Report
 from stackctl.report.compare import Comparison, GateResult, relative_percent
 
 MARKS = {"better": "🟢 better", "same": "⚪ same", "worse": "🔴 worse"}
 PLOT_ACTUAL = "actual_vs_predicted.png"
 PLOT_LATENCY = "latency.png"
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 
 
 def _value(metric: Metric | None) -> str:
@@ -77,15 +79,27 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt: Any, figure: Any, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def plot_actual_vs_predicted(comparison: Comparison, out: Path) -> Path | None:
     points = comparison.pr.series.get("actual_vs_predicted")
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
     base = comparison.main.series.get("actual_vs_predicted") if comparison.main else None
     if base:
@@ -98,41 +112,37 @@ def plot_actual_vs_predicted(comparison: Comparison, out: Path) -> Path | None:
     axes.set(xlabel="actual price (USD)", ylabel="predicted price (USD)",
              title="Held-out rows of the fixed batches")  # fmt: skip
     axes.legend(loc="upper left")
-    figure.tight_layout()
-    path = out / PLOT_ACTUAL
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, out / PLOT_ACTUAL)
+
+
+def _latencies(report: Report | None, profile: str) -> list[float] | None:
+    """p50, p95, p99 of a load profile, from the report's metrics (None if any is absent)."""
+    if report is None:
+        return None
+    metrics = [report.metrics.get(f"load.{profile}.{name}") for name in PERCENTILES]
+    return [m.value for m in metrics if m is not None] if all(metrics) else None
 
 
 def plot_latency(comparison: Comparison, out: Path) -> Path | None:
-    profiles = sorted(
-        k.removeprefix("latency.") for k in comparison.pr.series if k.startswith("latency.")
-    )
+    loaded = {name.split(".")[1] for name in comparison.pr.metrics if name.startswith("load.")}
+    profiles = sorted(p for p in loaded if _latencies(comparison.pr, p))
     if not profiles:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, axes = plt.subplots(
         1, len(profiles), figsize=(4 * len(profiles), 3.5), dpi=100, squeeze=False
     )
     for axis, profile in zip(axes[0], profiles, strict=True):
-        sides = [("this change", comparison.pr)]
-        if comparison.main and f"latency.{profile}" in comparison.main.series:
-            sides.insert(0, ("main", comparison.main))
+        sides = [(label, values) for label, values in (
+            ("main", _latencies(comparison.main, profile)),
+            ("this change", _latencies(comparison.pr, profile)),
+        ) if values]  # fmt: skip
         width = 0.8 / len(sides)
-        for offset, (label, report) in enumerate(sides):
-            values = report.series[f"latency.{profile}"][0]
-            positions = [i + offset * width for i in range(3)]
+        for offset, (label, values) in enumerate(sides):
+            positions = [i + offset * width for i in range(len(PERCENTILES))]
             axis.bar(positions, values, width=width, label=label)
-        axis.set_xticks([i + width * (len(sides) - 1) / 2 for i in range(3)], ["p50", "p95", "p99"])
+        ticks = [i + width * (len(sides) - 1) / 2 for i in range(len(PERCENTILES))]
+        axis.set_xticks(ticks, [name.removesuffix("_ms") for name in PERCENTILES])
         axis.set(title=profile, ylabel="ms")
         axis.legend()
-    figure.tight_layout()
-    path = out / PLOT_LATENCY
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, out / PLOT_LATENCY)
