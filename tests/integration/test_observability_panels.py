@@ -124,6 +124,13 @@ def panel_traffic(
     )
     # timestamp() of the raw series: of an aggregate it would be the query's own time
     wait_for_next_scrape(prometheus, f"max(timestamp({series}))", DATA_TIMEOUT_SECONDS)
+    if endpoints.pushgateway_url is not None:
+        # the monitoring run pushed its figures: wait until Prometheus has scraped them too
+        # (the Pushgateway is scraped on its own schedule, not with the model server)
+        pushed = "ml_monitoring_last_success_timestamp_seconds"
+        assert wait_for_data(prometheus, pushed, DATA_TIMEOUT_SECONDS), (
+            f"Prometheus never scraped {pushed} from the Pushgateway after ml_monitoring ran"
+        )
 
 
 def test_the_stack_panels_are_many() -> None:
